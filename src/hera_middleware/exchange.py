@@ -1,0 +1,281 @@
+"""One HTTP exchange as rules see it: framework-neutral, parsed lazily, three-state.
+
+A fact is present (a value), absent (:data:`ABSENT`) or unknown (:data:`UNKNOWN`):
+the body was not read by the app, was cut at the cap, was compressed, or the client
+went away. Adapters fill the raw attributes; everything else is parsed on first use.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from typing import Any, Final
+from urllib.parse import parse_qsl, unquote, unquote_to_bytes, urlsplit
+
+import orjson
+
+__all__ = ["ABSENT", "UNKNOWN", "BodyState", "Exchange"]
+
+
+class _Marker:
+    __slots__ = ("_name",)
+
+    def __init__(self, name: str) -> None:
+        self._name = name
+
+    def __repr__(self) -> str:
+        return self._name
+
+    def __bool__(self) -> bool:
+        return False
+
+
+ABSENT: Final = _Marker("ABSENT")
+UNKNOWN: Final = _Marker("UNKNOWN")
+
+
+class BodyState:
+    """How much of a body was seen (ints for speed)."""
+
+    EMPTY = 0  # no body was sent
+    COMPLETE = 1  # every byte seen and copied
+    TRUNCATED = 2  # every byte seen, copy stopped at the cap
+    INCOMPLETE = 3  # not every byte seen (app stopped reading, client gone)
+    NOT_TEED = 4  # no rule asked for it
+    UNREADABLE = 5  # compressed, or the app raised
+
+
+Multi = dict[str, list[str]]
+
+
+def _parse_pairs(data: bytes, *, drop_last: bool) -> Multi:
+    if drop_last:
+        # A body cut at the cap: its last pair may be partial.
+        cut = data.rfind(b"&")
+        data = data[:cut] if cut >= 0 else b""
+    out: Multi = {}
+    for key, value in parse_qsl(
+        data.decode("latin-1"), keep_blank_values=True, encoding="utf-8", errors="replace"
+    ):
+        out.setdefault(key, []).append(value)
+    return out
+
+
+def _media_type(value: str) -> str:
+    return value.split(";", 1)[0].strip().lower()
+
+
+class Exchange:
+    """Request and response facts of one exchange.
+
+    Adapters set ``method``, ``path`` (app-relative), ``root_path``, ``query_string``,
+    ``headers`` (raw ``(bytes, bytes)`` pairs, as received), the request body copy and
+    its :class:`BodyState`, and after the app ran ``status``, ``response_headers``,
+    the response body copy and its state, ``raised``, ``route`` and ``path_params``.
+    """
+
+    __slots__ = (
+        "_cache",
+        "body",
+        "body_state",
+        "headers",
+        "method",
+        "path",
+        "path_params",
+        "query_string",
+        "raised",
+        "response_body",
+        "response_headers",
+        "response_state",
+        "root_path",
+        "route",
+        "signals",
+        "status",
+        "template_params",
+    )
+
+    def __init__(
+        self,
+        method: str,
+        path: str,
+        query_string: bytes = b"",
+        headers: list[tuple[bytes, bytes]] | None = None,
+        root_path: str = "",
+    ) -> None:
+        self.method = method
+        self.path = path
+        self.root_path = root_path
+        self.query_string = query_string
+        self.headers = headers if headers is not None else []
+        self.body = bytearray()
+        self.body_state = BodyState.NOT_TEED
+        self.status: int | None = None
+        self.response_headers: list[tuple[bytes, bytes]] = []
+        self.response_body = bytearray()
+        self.response_state = BodyState.NOT_TEED
+        self.raised = False
+        self.route: str | None = None
+        self.path_params: dict[str, Any] = {}
+        self.template_params: dict[str, str] = {}
+        self.signals: dict[str, dict[str, Any]] | None = None
+        self._cache: dict[str, Any] = {}
+
+    # -- request -------------------------------------------------------------
+
+    def header(self, name: str) -> str | _Marker:
+        """A request header by lower-case name; repeated headers joined with ', '."""
+        return _header(self.headers, name.encode("latin-1"))
+
+    def query(self) -> Multi:
+        q = self._cache.get("query")
+        if q is None:
+            q = self._cache["query"] = _parse_pairs(self.query_string, drop_last=False)
+        return q
+
+    def request_has_body(self) -> bool:
+        length = self.header("content-length")
+        if isinstance(length, str):
+            return length.strip() not in ("", "0")
+        return isinstance(self.header("transfer-encoding"), str)
+
+    def _content_type(self) -> str:
+        ct = self.header("content-type")
+        return _media_type(ct) if isinstance(ct, str) else ""
+
+    def form(self) -> Multi | _Marker:
+        """The urlencoded form; ABSENT when the body is no form; UNKNOWN when unread."""
+        if "form" in self._cache:
+            return self._cache["form"]  # type: ignore[no-any-return]
+        ct = self._content_type()
+        result: Multi | _Marker
+        if ct == "multipart/form-data" and self.request_has_body():
+            result = UNKNOWN
+        elif ct != "application/x-www-form-urlencoded" or not self.request_has_body():
+            result = ABSENT
+        elif self.body_state == BodyState.COMPLETE:
+            result = _parse_pairs(bytes(self.body), drop_last=False)
+        elif self.body_state == BodyState.TRUNCATED:
+            result = _Truncated(_parse_pairs(bytes(self.body), drop_last=True))
+        else:
+            result = UNKNOWN
+        self._cache["form"] = result
+        return result
+
+    def json(self) -> Any:
+        """The parsed JSON request body; ABSENT when it is no JSON; UNKNOWN when unread."""
+        if "json" not in self._cache:
+            ct = self._content_type()
+            if not _is_json(ct) or not self.request_has_body():
+                self._cache["json"] = ABSENT
+            else:
+                self._cache["json"] = _load_json(self.body, self.body_state)
+        return self._cache["json"]
+
+    def basic_auth_username(self) -> str | _Marker:
+        """The client id from ``Authorization: Basic``, URL-decoded (RFC 6749 2.3.1)."""
+        value = self.header("authorization")
+        if not isinstance(value, str):
+            return ABSENT
+        scheme, _, credentials = value.strip().partition(" ")
+        if scheme.lower() != "basic":
+            return ABSENT
+        try:
+            decoded = base64.b64decode(credentials.strip(), validate=True).decode("utf-8")
+        except (binascii.Error, ValueError):
+            return ABSENT
+        user, sep, _secret = decoded.partition(":")
+        if not sep or not user:
+            return ABSENT
+        return unquote(user, errors="replace")
+
+    def cookie_names(self) -> set[str]:
+        names = self._cache.get("cookies")
+        if names is None:
+            names = set()
+            value = self.header("cookie")
+            if isinstance(value, str):
+                for part in value.replace(",", ";").split(";"):
+                    name = part.split("=", 1)[0].strip()
+                    if name:
+                        names.add(name)
+            self._cache["cookies"] = names
+        return names
+
+    # -- response ------------------------------------------------------------
+
+    def response_header(self, name: str) -> str | _Marker:
+        return _header(self.response_headers, name.encode("latin-1"))
+
+    def _response_readable(self) -> bool:
+        if self.raised:
+            return False
+        encoding = self.response_header("content-encoding")
+        return not (isinstance(encoding, str) and encoding.strip().lower() not in ("", "identity"))
+
+    def response_json(self) -> Any:
+        if "rjson" not in self._cache:
+            if self.status is None or not self._response_readable():
+                self._cache["rjson"] = UNKNOWN
+            else:
+                ct = self.response_header("content-type")
+                if not (isinstance(ct, str) and _is_json(_media_type(ct))):
+                    self._cache["rjson"] = ABSENT
+                else:
+                    self._cache["rjson"] = _load_json(self.response_body, self.response_state)
+        return self._cache["rjson"]
+
+    def response_text(self) -> tuple[str, bool] | _Marker:
+        """The response body as text and whether it is whole; UNKNOWN when unseen."""
+        if self.status is None or not self._response_readable():
+            return UNKNOWN
+        state = self.response_state
+        if state in (BodyState.COMPLETE, BodyState.EMPTY):
+            whole = True
+        elif state == BodyState.TRUNCATED:
+            whole = False
+        else:
+            return UNKNOWN
+        text = self._cache.get("rtext")
+        if text is None:
+            text = self._cache["rtext"] = self.response_body.decode("utf-8", "replace")
+        return text, whole
+
+    def location(self) -> tuple[str, Multi] | _Marker:
+        """The Location header's app-relative path and query, or ABSENT."""
+        if "location" not in self._cache:
+            value = self.response_header("location")
+            if not isinstance(value, str):
+                self._cache["location"] = ABSENT
+            else:
+                parts = urlsplit(value.strip())
+                path = unquote_to_bytes(parts.path).decode("utf-8", "replace")
+                root = self.root_path
+                if root and (path == root or path.startswith(root + "/")):
+                    path = path[len(root) :] or "/"
+                query = _parse_pairs(parts.query.encode("latin-1", "replace"), drop_last=False)
+                self._cache["location"] = (path, query)
+        return self._cache["location"]
+
+
+class _Truncated(dict[str, list[str]]):
+    """A form cut at the cap: keys it lacks are unknown, not absent."""
+
+
+def _is_json(media_type: str) -> bool:
+    return media_type == "application/json" or media_type.endswith("+json")
+
+
+def _load_json(body: bytearray, state: int) -> Any:
+    if state != BodyState.COMPLETE:
+        return UNKNOWN
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return UNKNOWN
+
+
+def _header(headers: list[tuple[bytes, bytes]], name: bytes) -> str | _Marker:
+    found = [v for k, v in headers if k.lower() == name]
+    if not found:
+        return ABSENT
+    return b", ".join(found).decode("latin-1")
