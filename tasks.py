@@ -1,0 +1,61 @@
+#!/usr/bin/env python3
+"""Set up a virtualenv and run a task: ``python3 tasks.py demo`` or ``python3 tasks.py test``.
+
+Only the Python standard library is needed to start; everything else is installed
+into ``.venv`` beside this file.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import venv
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent
+VENV = ROOT / ".venv"
+BIN = VENV / ("Scripts" if os.name == "nt" else "bin")
+PY = BIN / ("python.exe" if os.name == "nt" else "python")
+
+
+def run(*args: str | Path) -> None:
+    print("+", " ".join(str(a) for a in args), flush=True)
+    subprocess.run([str(a) for a in args], cwd=ROOT, check=True)
+
+
+def setup(extra: str) -> None:
+    if not PY.exists():
+        venv.EnvBuilder(with_pip=True).create(VENV)
+    marker = VENV / f".installed-{extra}"
+    stamp = str((ROOT / "pyproject.toml").stat().st_mtime)
+    if marker.exists() and marker.read_text() == stamp:
+        return
+    run(PY, "-m", "pip", "install", "--quiet", "--upgrade", "pip")
+    run(PY, "-m", "pip", "install", "--quiet", "-e", f".[{extra}]")
+    marker.write_text(stamp)
+
+
+def demo() -> None:
+    setup("examples")
+    run(PY, ROOT / "examples" / "fastapi_app" / "demo.py")
+
+
+def test() -> None:
+    setup("test")
+    run(BIN / "ruff", "check", "src", "tests", "examples", "benchmarks", "tasks.py")
+    run(BIN / "ruff", "format", "--check", "src", "tests", "examples", "benchmarks", "tasks.py")
+    run(BIN / "mypy", "src")
+    run(PY, "-m", "pytest", "-p", "no:cacheprovider", *sys.argv[2:])
+
+
+TASKS = {"demo": demo, "test": test}
+
+if __name__ == "__main__":
+    if len(sys.argv) < 2 or sys.argv[1] not in TASKS:
+        print(f"usage: python3 tasks.py {{{','.join(TASKS)}}} [pytest args]", file=sys.stderr)
+        sys.exit(2)
+    try:
+        TASKS[sys.argv[1]]()
+    except subprocess.CalledProcessError as exc:
+        sys.exit(exc.returncode or 1)
