@@ -86,6 +86,7 @@ class _Layer:
 class _Loader:
     def __init__(self) -> None:
         self.problems: list[Problem] = []
+        self.files: dict[str, int] = {}  # the order files were opened in, for reporting
 
     def error(self, node: Node, code: str, message: str, hint: str | None = None) -> None:
         self.problems.append(node.at(code, message, hint))
@@ -154,6 +155,7 @@ class _Loader:
             self.problems.append(Problem(file, 1, 1, code, message, hint))
 
     def text(self, text: str, file: str, label: str, stack: tuple[str, ...], base: Path) -> _Layer:
+        self.files.setdefault(file, len(self.files))
         root, problems = parse_yaml(text, file)
         self.problems.extend(problems)
         if root is None:
@@ -452,12 +454,10 @@ class _Loader:
                 method, path = "*", text
             path = path.strip()
             if not _METHOD.fullmatch(method):
-                self.error(
-                    item,
-                    "bad-match",
-                    f"{method!r} is no HTTP method",
-                    "write the method in capitals, for example `GET /login`",
-                )
+                hint = "write it as METHOD /path, for example `GET /login`"
+                if _METHOD.fullmatch(method.upper()):
+                    hint = f"write the method in capitals: `{method.upper()} {path}`"
+                self.error(item, "bad-match", f"{method!r} is no HTTP method", hint)
                 continue
             path = self.substitute(item, path, layer)
             if path is None:
@@ -671,13 +671,19 @@ def load_rules(
         layer = loader.source(source, (), Path.cwd(), None)
     rules = loader.compile(layer)
     if loader.problems:
-        raise HeraConfigError(_ordered(loader.problems))
+        raise HeraConfigError(_ordered(loader.problems, loader.files))
     return rules
 
 
-def _ordered(problems: list[Problem]) -> list[Problem]:
-    files: dict[str, int] = {}
+def _ordered(problems: list[Problem], files: dict[str, int]) -> list[Problem]:
+    """Problems by file (in opening order), line and column, without follow-on noise."""
     for p in problems:
         files.setdefault(p.file, len(files))
-    unique = list(dict.fromkeys(problems))
+    # A node YAML already complained about (a forbidden tag) needs no second message.
+    yaml_spots = {(p.file, p.line, p.col) for p in problems if p.code.startswith("yaml-")}
+    unique = [
+        p
+        for p in dict.fromkeys(problems)
+        if p.code.startswith("yaml-") or (p.file, p.line, p.col) not in yaml_spots
+    ]
     return sorted(unique, key=lambda p: (files[p.file], p.line, p.col))
