@@ -8,12 +8,12 @@ from dataclasses import dataclass
 from types import MappingProxyType
 
 __all__ = [
+    "BREACH_CHECK_FAILED_REASONS",
     "CAPTCHA_FAILED_REASONS",
     "CATALOG",
     "FLOWS",
     "MFA_METHODS",
     "PKCE_FAILED_REASONS",
-    "BREACH_CHECK_FAILED_REASONS",
     "EventType",
     "event_name_problem",
 ]
