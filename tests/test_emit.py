@@ -1,0 +1,912 @@
+"""The emission path: envelope, serialization limits, the queue, the writer thread."""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+import warnings
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import orjson
+import pytest
+
+import hera_middleware
+from hera_middleware import _diagnostics, _stats, emit
+from hera_middleware.emit import Emitter, emit_event, format_ts, get_emitter, send_event
+from hera_middleware.sinks import FdSink
+
+TS = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z")
+SRC = str(Path(hera_middleware.__file__).resolve().parents[1])
+ZERO = {
+    "events_written": 0,
+    "events_dropped": 0,
+    "fields_nulled": 0,
+    "facts_unknown": 0,
+    "internal_errors": 0,
+}
+
+
+class ListSink:
+    """A sink that keeps every line."""
+
+    name = "test-sink"
+
+    def __init__(self) -> None:
+        self.lines: list[bytes] = []
+
+    def write(self, line: bytes) -> None:
+        self.lines.append(line)
+
+    def close(self) -> None:
+        pass
+
+    def events(self) -> list[dict[str, object]]:
+        return [orjson.loads(line) for line in self.lines]
+
+
+class GatedSink(ListSink):
+    """A sink whose writes wait until the gate opens (a blocked stdout)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.gate = threading.Event()
+        self.entered = threading.Event()
+
+    def write(self, line: bytes) -> None:
+        self.entered.set()
+        self.gate.wait()
+        super().write(line)
+
+
+@pytest.fixture(autouse=True)
+def _fresh_counters() -> Iterator[None]:
+    _stats._reset_for_tests()
+    _diagnostics._reset_for_tests()
+    yield
+    _diagnostics._reset_for_tests()
+
+
+@pytest.fixture
+def make_emitter() -> Iterator[Callable[..., Emitter]]:
+    """Emitters that are flushed and stopped at teardown."""
+    made: list[Emitter] = []
+
+    def make(output: object, **options: object) -> Emitter:
+        emitter = Emitter(output, **options)  # type: ignore[arg-type]
+        made.append(emitter)
+        return emitter
+
+    yield make
+    for emitter in made:
+        emitter.close(timeout=5.0)
+
+
+def strip_ts(event: dict[str, object]) -> dict[str, object]:
+    assert isinstance(event["ts"], str)
+    assert TS.fullmatch(event["ts"])
+    return {k: v for k, v in event.items() if k != "ts"}
+
+
+def line_for(event: str, **fields: object) -> bytes:
+    record = {"type": "audit", "event": event, **fields, "domain": "ciam", "ts": "t"}
+    return orjson.dumps(record, option=orjson.OPT_APPEND_NEWLINE)
+
+
+@pytest.mark.parametrize(
+    ("t", "expected"),
+    [
+        pytest.param(0.0, "1970-01-01T00:00:00.000Z", id="epoch"),
+        pytest.param(1796297653.1234, "2026-12-03T11:34:13.123Z", id="truncates-to-ms"),
+        pytest.param(1796297653.9995, "2026-12-03T11:34:13.999Z", id="never-rounds-up"),
+        pytest.param(951782400.5, "2000-02-29T00:00:00.500Z", id="leap-day"),
+    ],
+)
+def test_format_ts(t: float, expected: str) -> None:
+    """Timestamps are RFC 3339 UTC with three decimals and a Z."""
+    assert format_ts(t) == expected
+
+
+def test_format_ts_cache_follows_the_second() -> None:
+    """The cached second prefix is replaced when the second changes."""
+    assert format_ts(1796297653.001) == "2026-12-03T11:34:13.001Z"
+    assert format_ts(1796297654.002) == "2026-12-03T11:34:14.002Z"
+    assert format_ts(1796297653.003) == "2026-12-03T11:34:13.003Z"
+
+
+def test_envelope_and_key_order(make_emitter: Callable[..., Emitter]) -> None:
+    """A line is type, event, the fields in the given order, domain, ts, and a newline."""
+    sink = ListSink()
+    emitter = make_emitter(sink)
+    send_event(
+        "pkce_failed",
+        {"reason": "verifier_mismatch", "client_id": "web"},
+        domain="d",
+        emitter=emitter,
+    )
+    assert emitter.flush()
+    [line] = sink.lines
+    assert line.endswith(b"\n")
+    assert line.count(b"\n") == 1
+    event = orjson.loads(line)
+    assert list(event) == ["type", "event", "reason", "client_id", "domain", "ts"]
+    assert strip_ts(event) == {
+        "type": "audit",
+        "event": "pkce_failed",
+        "reason": "verifier_mismatch",
+        "client_id": "web",
+        "domain": "d",
+    }
+    prefix = b'{"type":"audit","event":"pkce_failed","reason":"verifier_mismatch",'
+    assert line.startswith(prefix + b'"client_id":"web","domain":"d","ts":"')
+
+
+def test_fields_named_like_envelope_keys_are_ignored(make_emitter: Callable[..., Emitter]) -> None:
+    """A field called type, event, domain or ts cannot displace the envelope."""
+    sink = ListSink()
+    emitter = make_emitter(sink)
+    fields = {"a": 1, "type": "x", "domain": "evil", "ts": "0", "event": "other_thing", "b": 2}
+    send_event("thing_done", fields, domain="ciam", emitter=emitter)
+    assert emitter.flush()
+    event = sink.events()[0]
+    assert list(event) == ["type", "event", "a", "b", "domain", "ts"]
+    assert strip_ts(event) == {
+        "type": "audit",
+        "event": "thing_done",
+        "a": 1,
+        "b": 2,
+        "domain": "ciam",
+    }
+
+
+@pytest.mark.parametrize(
+    ("value", "written"),
+    [
+        pytest.param("\ud800", "redacted", id="lone-surrogate"),
+        pytest.param("ok\udcffok", "redacted", id="embedded-surrogate"),
+        pytest.param(2**64, "redacted", id="int-over-64-bit"),
+        pytest.param(-(2**63) - 1, "redacted", id="int-under-64-bit"),
+        pytest.param(["fine", "\udc80"], "redacted", id="surrogate-in-list"),
+        pytest.param({1, 2}, "redacted", id="unserializable-type"),
+        pytest.param(2**64 - 1, 2**64 - 1, id="largest-u64-kept"),
+        pytest.param(-(2**63), -(2**63), id="smallest-i64-kept"),
+        pytest.param("é✓", "é✓", id="unicode-kept"),
+    ],
+)
+def test_unencodable_values_become_redacted(
+    value: object, written: object, make_emitter: Callable[..., Emitter]
+) -> None:
+    """E15: a value orjson rejects is redacted alone; the line is still written, valid."""
+    sink = ListSink()
+    emitter = make_emitter(sink)
+    send_event("thing_done", {"a": "keep", "bad": value, "z": None}, domain="ciam", emitter=emitter)
+    assert emitter.flush()
+    assert strip_ts(sink.events()[0]) == {
+        "type": "audit",
+        "event": "thing_done",
+        "a": "keep",
+        "bad": written,
+        "z": None,
+        "domain": "ciam",
+    }
+    assert emit.stats()["internal_errors"] == 0
+
+
+def test_unencodable_domain_is_redacted_too(make_emitter: Callable[..., Emitter]) -> None:
+    """Even a bad envelope value gives a valid line."""
+    sink = ListSink()
+    emitter = make_emitter(sink)
+    send_event("thing_done", {}, domain="\udcff", emitter=emitter)
+    assert emitter.flush()
+    assert strip_ts(sink.events()[0]) == {
+        "type": "audit",
+        "event": "thing_done",
+        "domain": "redacted",
+    }
+
+
+@pytest.mark.parametrize(
+    ("fields", "expected"),
+    [
+        pytest.param(
+            {"a": "x" * 3000, "b": "y" * 2000, "c": "small"},
+            {"a": "trimmed", "b": "y" * 2000, "c": "small"},
+            id="largest-only",
+        ),
+        pytest.param(
+            {"a": "x" * 2500, "b": "y" * 2600, "c": "z" * 2000},
+            {"a": "trimmed", "b": "trimmed", "c": "z" * 2000},
+            id="largest-first-until-it-fits",
+        ),
+        pytest.param(
+            {"a": ["x" * 100] * 50, "b": "keep"},
+            {"a": "trimmed", "b": "keep"},
+            id="large-list",
+        ),
+        pytest.param(
+            {"a": "\u00e9" * 2100, "b": "keep"},
+            {"a": "trimmed", "b": "keep"},
+            id="counts-utf8-bytes",
+        ),
+    ],
+)
+def test_oversized_event_trimmed_field_by_field(
+    fields: dict[str, object], expected: dict[str, object], make_emitter: Callable[..., Emitter]
+) -> None:
+    """E17: a line over 4096 bytes loses its largest values first, until it fits."""
+    sink = ListSink()
+    emitter = make_emitter(sink)
+    send_event("thing_done", fields, domain="ciam", emitter=emitter)
+    assert emitter.flush()
+    [line] = sink.lines
+    assert len(line) <= 4096
+    assert strip_ts(orjson.loads(line)) == {
+        "type": "audit",
+        "event": "thing_done",
+        **expected,
+        "domain": "ciam",
+    }
+
+
+def test_trim_boundary_is_4096_bytes_with_newline(make_emitter: Callable[..., Emitter]) -> None:
+    """A line of exactly 4096 bytes is written whole; one byte more is trimmed."""
+    sink = ListSink()
+    emitter = make_emitter(sink)
+    envelope = (
+        len(
+            orjson.dumps(
+                {
+                    "type": "audit",
+                    "event": "thing_done",
+                    "a": "",
+                    "domain": "ciam",
+                    "ts": format_ts(0),
+                }
+            )
+        )
+        + 1
+    )
+    send_event("thing_done", {"a": "x" * (4096 - envelope)}, domain="ciam", emitter=emitter)
+    send_event("thing_done", {"a": "x" * (4097 - envelope)}, domain="ciam", emitter=emitter)
+    assert emitter.flush()
+    assert len(sink.lines[0]) == 4096
+    assert len(sink.lines[1]) < 4096
+    assert orjson.loads(sink.lines[0])["a"] == "x" * (4096 - envelope)
+    assert orjson.loads(sink.lines[1])["a"] == "trimmed"
+
+
+def test_too_many_fields_drops_trailing_fields(make_emitter: Callable[..., Emitter]) -> None:
+    """When keys alone exceed the limit, trailing fields go and the envelope stays."""
+    sink = ListSink()
+    emitter = make_emitter(sink)
+    fields = {f"field_{i:04d}": i for i in range(600)}
+    send_event("thing_done", fields, domain="ciam", emitter=emitter)
+    assert emitter.flush()
+    [line] = sink.lines
+    assert len(line) <= 4096
+    event = orjson.loads(line)
+    kept = [k for k in event if k.startswith("field_")]
+    assert kept == [f"field_{i:04d}" for i in range(len(kept))]
+    assert list(event)[-2:] == ["domain", "ts"]
+    assert len(line) + len(b',"field_0000":000') > 4096
+
+
+def test_one_os_write_per_line(
+    monkeypatch: pytest.MonkeyPatch, make_emitter: Callable[..., Emitter]
+) -> None:
+    """Each line is written by exactly one os.write call, never split or joined."""
+    r, w = os.pipe()
+    calls: list[bytes] = []
+    real_write = os.write
+
+    def recording_write(fd: int, data: bytes) -> int:
+        if fd == w:
+            calls.append(bytes(data))
+        return real_write(fd, data)
+
+    monkeypatch.setattr(os, "write", recording_write)
+    try:
+        emitter = make_emitter(FdSink(w, "test pipe"))
+        for i in range(50):
+            send_event("thing_done", {"i": i, "pad": "p" * 40}, domain="ciam", emitter=emitter)
+        assert emitter.flush()
+        assert len(calls) == 50
+        assert [orjson.loads(c)["i"] for c in calls] == list(range(50))
+        assert all(c.endswith(b"\n") and c.count(b"\n") == 1 for c in calls)
+    finally:
+        os.close(w)
+        os.close(r)
+
+
+def read_all(fd: int, into: list[bytes]) -> threading.Thread:
+    """Read ``fd`` to EOF in a thread, appending chunks."""
+
+    def run() -> None:
+        while chunk := os.read(fd, 65536):
+            into.append(chunk)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    return thread
+
+
+@pytest.mark.parametrize(
+    "shared", [pytest.param(True, id="one-emitter"), pytest.param(False, id="emitter-per-thread")]
+)
+def test_concurrent_lines_never_torn(shared: bool) -> None:
+    """E17: 8 threads emitting big events into one pipe give only whole, valid lines."""
+    r, w = os.pipe()
+    chunks: list[bytes] = []
+    reader = read_all(r, chunks)
+    emitters = [Emitter(FdSink(w, "test pipe"), on_full="block") for _ in range(1 if shared else 8)]
+
+    def produce(n: int) -> None:
+        emitter = emitters[0 if shared else n]
+        for i in range(200):
+            send_event(
+                "thing_done",
+                {"thread": n, "i": i, "pad": chr(97 + n) * 3900},
+                domain="ciam",
+                emitter=emitter,
+            )
+
+    threads = [threading.Thread(target=produce, args=(n,)) for n in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    for emitter in emitters:
+        assert emitter.close()
+    os.close(w)
+    reader.join()
+    os.close(r)
+    lines = b"".join(chunks).split(b"\n")
+    assert lines.pop() == b""
+    events = [orjson.loads(line) for line in lines]
+    assert len(events) == 1600
+    for n in range(8):
+        mine = [e for e in events if e["thread"] == n]
+        assert [e["i"] for e in mine] == list(range(200))
+        assert all(e["pad"] == chr(97 + n) * 3900 for e in mine)
+    assert emit.stats()["events_written"] == 1600
+
+
+def test_blocked_output_drops_counts_and_reports(
+    capsys: pytest.CaptureFixture[str], make_emitter: Callable[..., Emitter]
+) -> None:
+    """E19: with output blocked, put() returns, drops are counted, and the exact count follows."""
+    sink = GatedSink()
+    emitter = make_emitter(sink, maxsize=4)
+    emitter.put(line_for("first_done"))
+    assert sink.entered.wait(5)  # the writer holds the first line; the queue is empty
+    for i in range(4):
+        emitter.put(line_for("queued_done", i=i))
+    for i in range(10):
+        emitter.put(line_for("lost_done", i=i))
+    assert emit.stats()["events_dropped"] == 10
+    assert emit.stats()["events_written"] == 0
+    sink.gate.set()
+    assert emitter.flush()
+    events = sink.events()
+    assert [e["event"] for e in events] == ["first_done", "events_dropped"] + ["queued_done"] * 4
+    assert strip_ts(events[1]) == {
+        "type": "audit",
+        "event": "events_dropped",
+        "count": 10,
+        "domain": "ciam",
+    }
+    assert list(events[1]) == ["type", "event", "count", "domain", "ts"]
+    assert emit.stats() == {**ZERO, "events_written": 5, "events_dropped": 10}
+    err = capsys.readouterr().err.splitlines()
+    assert err == [
+        "hera-middleware: warning: test-sink did not keep up: 10 events were dropped while the "
+        "queue of 4 lines was full (on_full 'block' never drops) (1 events written, 10 dropped, "
+        "0 fields nulled, 0 facts unknown, 0 internal errors)"
+    ]
+
+
+def test_events_dropped_takes_the_domain_of_the_lost_line(
+    make_emitter: Callable[..., Emitter],
+) -> None:
+    """The loss report carries the domain of the last line it stands for."""
+    sink = GatedSink()
+    emitter = make_emitter(sink, maxsize=1)
+    emitter.put(line_for("first_done"))
+    assert sink.entered.wait(5)
+    emitter.put(line_for("queued_done"))
+    emitter.put(orjson.dumps({"type": "audit", "event": "lost_done", "domain": "shop"}) + b"\n")
+    sink.gate.set()
+    assert emitter.flush()
+    assert strip_ts(sink.events()[1]) == {
+        "type": "audit",
+        "event": "events_dropped",
+        "count": 1,
+        "domain": "shop",
+    }
+
+
+def test_drop_mode_recovers_after_the_stall(make_emitter: Callable[..., Emitter]) -> None:
+    """Once the writer drains the queue, puts are accepted again."""
+    sink = GatedSink()
+    emitter = make_emitter(sink, maxsize=2)
+    emitter.put(line_for("first_done"))
+    assert sink.entered.wait(5)
+    for _ in range(5):
+        emitter.put(line_for("more_done"))
+    sink.gate.set()
+    assert emitter.flush()
+    emitter.put(line_for("later_done"))
+    assert emitter.flush()
+    names = [e["event"] for e in sink.events()]
+    assert names == ["first_done", "events_dropped", "more_done", "more_done", "later_done"]
+    assert sink.events()[1]["count"] == 3
+
+
+def test_block_mode_loses_nothing(make_emitter: Callable[..., Emitter]) -> None:
+    """E19: with on_full='block' a producer waits for room and nothing is ever dropped."""
+    sink = GatedSink()
+    emitter = make_emitter(sink, on_full="block", maxsize=2)
+
+    def produce() -> None:
+        for i in range(300):
+            emitter.put(line_for("thing_done", i=i))
+
+    producer = threading.Thread(target=produce)
+    producer.start()
+    assert sink.entered.wait(5)
+    while len(emitter._dq) < 2:  # the producer is now waiting for room
+        time.sleep(0.001)
+    sink.gate.set()
+    producer.join()
+    assert emitter.flush()
+    assert [e["i"] for e in sink.events()] == list(range(300))
+    assert emit.stats() == {**ZERO, "events_written": 300}
+
+
+def test_broken_pipe_warns_once_and_counts(
+    capsys: pytest.CaptureFixture[str], make_emitter: Callable[..., Emitter]
+) -> None:
+    """E18: a pipe with no reader gives one warning, counted drops, no traceback, no death."""
+    r, w = os.pipe()
+    os.close(r)
+    try:
+        emitter = make_emitter(FdSink(w, "test pipe"))
+        for i in range(5):
+            emitter.put(line_for("thing_done", i=i))
+        assert emitter.flush()
+        assert emit.stats() == {**ZERO, "events_dropped": 5}
+        assert capsys.readouterr().err.splitlines() == [
+            "hera-middleware: warning: cannot write events to test pipe (EPIPE: Broken pipe); "
+            "they are dropped and counted until it recovers (0 events written, 1 dropped, "
+            "0 fields nulled, 0 facts unknown, 0 internal errors)"
+        ]
+    finally:
+        os.close(w)
+
+
+def test_closed_descriptor_warns_once_and_counts(
+    capsys: pytest.CaptureFixture[str], make_emitter: Callable[..., Emitter]
+) -> None:
+    """E18: a closed descriptor (EBADF) is one warning and counted drops."""
+    r, w = os.pipe()
+    os.close(r)
+    os.close(w)
+    emitter = make_emitter(FdSink(w, "closed fd"))
+    for i in range(3):
+        emitter.put(line_for("thing_done", i=i))
+    assert emitter.flush()
+    assert emit.stats()["events_dropped"] == 3
+    [warning] = capsys.readouterr().err.splitlines()
+    assert warning.startswith("hera-middleware: warning: cannot write events to closed fd (EBADF: ")
+
+
+class FlakySink(ListSink):
+    """A sink that fails with an OSError for its first ``failures`` writes."""
+
+    def __init__(self, failures: int, code: int) -> None:
+        super().__init__()
+        self.failures = failures
+        self.code = code
+
+    def write(self, line: bytes) -> None:
+        if self.failures:
+            self.failures -= 1
+            raise OSError(self.code, os.strerror(self.code), "/secret/path")
+        super().write(line)
+
+
+def test_output_recovery_writes_the_loss_report(
+    capsys: pytest.CaptureFixture[str], make_emitter: Callable[..., Emitter]
+) -> None:
+    """After ENOSPC clears, the first good write is followed by events_dropped with the count."""
+    sink = FlakySink(3, errno.ENOSPC)
+    sink.name = "full disk"  # type: ignore[attr-defined]
+    emitter = make_emitter(sink)
+    for i in range(5):
+        emitter.put(line_for("thing_done", i=i))
+    assert emitter.flush()
+    events = sink.events()
+    assert [(e["event"], e.get("i", e.get("count"))) for e in events] == [
+        ("thing_done", 3),
+        ("events_dropped", 3),
+        ("thing_done", 4),
+    ]
+    assert emit.stats() == {**ZERO, "events_written": 2, "events_dropped": 3}
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert "cannot write events to full disk (ENOSPC: No space left on device)" in err
+    assert "/secret/path" not in err
+
+
+def test_sink_exception_is_reported_by_type_only(
+    capsys: pytest.CaptureFixture[str], make_emitter: Callable[..., Emitter]
+) -> None:
+    """A user sink that raises costs the line, not the writer; its message is not printed."""
+    calls: list[dict[str, object]] = []
+
+    def sink(event: dict[str, object]) -> None:
+        calls.append(event)
+        if len(calls) == 1:
+            raise RuntimeError("token=abc123")
+
+    emitter = make_emitter(sink)
+    emitter.put(line_for("one_done"))
+    emitter.put(line_for("two_done"))
+    assert emitter.flush()
+    assert [c["event"] for c in calls] == ["one_done", "two_done", "events_dropped"]
+    err = capsys.readouterr().err
+    assert "(RuntimeError)" in err
+    assert "abc123" not in err
+
+
+def test_put_survives_a_writer_that_cannot_start(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """put() never raises: a thread that cannot start is an internal error, retried later."""
+    sink = ListSink()
+    emitter = Emitter(sink)
+
+    def refuse(self: threading.Thread) -> None:
+        raise RuntimeError("can't create new thread at interpreter shutdown")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(threading.Thread, "start", refuse)
+        emitter.put(line_for("one_done"))
+    assert emit.stats()["internal_errors"] == 1
+    assert emitter.flush(timeout=0) is False
+    assert "internal error in emitter.start: RuntimeError" in capsys.readouterr().err
+    emitter.put(line_for("two_done"))
+    assert emitter.close()
+    assert [e["event"] for e in sink.events()] == ["one_done", "two_done"]
+
+
+def test_send_event_failure_is_an_internal_error(capsys: pytest.CaptureFixture[str]) -> None:
+    """An error while sending counts internal_errors and names only the exception type."""
+
+    class Broken:
+        def put(self, line: bytes) -> None:
+            raise ValueError("code=supersecret")
+
+    send_event("thing_done", {}, domain="ciam", emitter=Broken())  # type: ignore[arg-type]
+    assert emit.stats()["internal_errors"] == 1
+    err = capsys.readouterr().err
+    assert err.startswith("hera-middleware: warning: internal error in send_event: ValueError;")
+    assert "supersecret" not in err
+
+
+def test_warnings_are_rate_limited_per_key(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One warning per key per minute; the next says how many were suppressed."""
+    now = [1000.0]
+    monkeypatch.setattr(_diagnostics, "_clock", lambda: now[0])
+    _diagnostics.warn("k", "first")
+    _diagnostics.warn("k", "second")
+    _diagnostics.warn("other", "third")
+    now[0] += 61
+    _diagnostics.warn("k", "fourth")
+    summary = "0 events written, 0 dropped, 0 fields nulled, 0 facts unknown, 0 internal errors"
+    assert capsys.readouterr().err.splitlines() == [
+        f"hera-middleware: warning: first ({summary})",
+        f"hera-middleware: warning: third ({summary})",
+        f"hera-middleware: warning: fourth ({summary}; 1 similar warnings suppressed)",
+    ]
+
+
+def test_flush_waits_for_the_writer(make_emitter: Callable[..., Emitter]) -> None:
+    """flush() returns True once the lines are written, False when its timeout passes first."""
+    sink = GatedSink()
+    emitter = make_emitter(sink)
+    emitter.put(line_for("thing_done"))
+    assert emitter.flush(timeout=0.01) is False
+    sink.gate.set()
+    assert emitter.flush() is True
+    assert len(sink.lines) == 1
+
+
+def test_flush_of_an_unused_emitter_is_immediate() -> None:
+    """An emitter that never got a line has nothing to flush."""
+    assert Emitter(ListSink()).flush(timeout=0) is True
+
+
+def test_close_stops_the_writer_and_a_later_put_restarts_it() -> None:
+    """close() flushes and stops the thread; the emitter still works afterwards."""
+    sink = ListSink()
+    emitter = Emitter(sink)
+    emitter.put(line_for("one_done"))
+    assert emitter.close()
+    assert emitter._thread is None
+    emitter.put(line_for("two_done"))
+    assert emitter.close()
+    assert [e["event"] for e in sink.events()] == ["one_done", "two_done"]
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        pytest.param(
+            {"on_full": "wait"}, "on_full 'wait' is not valid; use 'drop' or 'block'", id="on-full"
+        ),
+        pytest.param({"maxsize": 0}, "maxsize must be at least 1, not 0", id="maxsize"),
+    ],
+)
+def test_emitter_rejects_bad_options(options: dict[str, object], message: str) -> None:
+    """Bad emitter options are ValueErrors with a clear message."""
+    with pytest.raises(ValueError, match=re.escape(message)):
+        Emitter(ListSink(), **options)  # type: ignore[arg-type]
+
+
+def test_get_emitter_is_one_per_output_and_mode() -> None:
+    """get_emitter returns the same emitter for the same (output, on_full)."""
+    sink = ListSink()
+    assert get_emitter(sink) is get_emitter(sink, "drop")
+    assert get_emitter(sink, "block") is not get_emitter(sink)
+    assert get_emitter("stderr") is get_emitter("stderr")
+    with pytest.raises(ValueError, match="is not valid"):
+        get_emitter("stdot")
+
+
+def test_emit_event_catalog_order_and_nulls() -> None:
+    """A catalog event gets its fields in catalog order; a missing one is null and counted."""
+    sink = ListSink()
+    emit_event("captcha_failed", reason="timeout", output=sink)
+    emit_event("social_login_completed", first_login=True, provider="GitHub", output=sink)
+    assert get_emitter(sink).flush()
+    events = [strip_ts(e) for e in sink.events()]
+    assert events == [
+        {
+            "type": "audit",
+            "event": "captcha_failed",
+            "flow": None,
+            "reason": "timeout",
+            "domain": "ciam",
+        },
+        {
+            "type": "audit",
+            "event": "social_login_completed",
+            "provider": "github",
+            "first_login": True,
+            "domain": "ciam",
+        },
+    ]
+    assert list(sink.events()[0]) == ["type", "event", "flow", "reason", "domain", "ts"]
+    assert emit.stats()["fields_nulled"] == 1
+
+
+def test_emit_event_custom_keeps_order_and_applies_policy() -> None:
+    """A custom event keeps the caller's order; values pass through the privacy policy."""
+    sink = ListSink()
+    emit_event(
+        "password_reset_requested",
+        method="Email",
+        client_id="alice@example.com",
+        attempts=3,
+        domain="shop",
+        output=sink,
+    )
+    assert get_emitter(sink).flush()
+    [event] = sink.events()
+    assert list(event) == ["type", "event", "method", "client_id", "attempts", "domain", "ts"]
+    assert strip_ts(event) == {
+        "type": "audit",
+        "event": "password_reset_requested",
+        "method": "email",
+        "client_id": "redacted",
+        "attempts": 3,
+        "domain": "shop",
+    }
+
+
+@pytest.mark.parametrize(
+    ("name", "fields", "message"),
+    [
+        pytest.param("Login", {}, "is not of the form <noun>_<verb>", id="bad-name"),
+        pytest.param("events_dropped", {"count": 1}, "reserved", id="reserved-name"),
+        pytest.param(
+            "pkce_authorize",
+            {"clientid": "x"},
+            "event 'pkce_authorize' has no field 'clientid' (its fields: client_id); "
+            "did you mean 'client_id'?",
+            id="catalog-unknown-field",
+        ),
+        pytest.param(
+            "breach_check_passed", {"reason": "x"}, "(its fields: none)", id="catalog-no-fields"
+        ),
+        pytest.param(
+            "thing_done", {"type": "x"}, "part of the event envelope", id="custom-reserved-field"
+        ),
+        pytest.param(
+            "thing_done", {"Bad": "x"}, "must be a lowercase identifier", id="custom-bad-field"
+        ),
+    ],
+)
+def test_emit_event_rejects(name: str, fields: dict[str, object], message: str) -> None:
+    """emit_event raises ValueError for a bad name or field, and emits nothing."""
+    sink = ListSink()
+    with pytest.raises(ValueError, match=re.escape(message)):
+        emit_event(name, output=sink, **fields)
+    assert emit.stats() == ZERO
+
+
+def test_emit_event_defaults_from_environment(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """domain and output default to HERA_DOMAIN and HERA_OUTPUT."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("HERA_DOMAIN", "envdomain")
+    monkeypatch.setenv("HERA_OUTPUT", "file:env-events.jsonl")
+    emit_event("breach_check_passed")
+    assert get_emitter("file:env-events.jsonl").close()
+    [event] = [
+        json.loads(line) for line in (tmp_path / "env-events.jsonl").read_text().splitlines()
+    ]
+    assert strip_ts(event) == {
+        "type": "audit",
+        "event": "breach_check_passed",
+        "domain": "envdomain",
+    }
+
+
+def test_stats_count_and_module_flush() -> None:
+    """stats() has the five counters; count() adds; flush() covers every emitter."""
+    emit.count("facts_unknown", 2)
+    emit.count("internal_errors")
+    assert emit.stats() == {**ZERO, "facts_unknown": 2, "internal_errors": 1}
+    sink = ListSink()
+    emit_event("breach_check_passed", output=sink)
+    assert emit.flush(timeout=5.0)
+    assert len(sink.lines) == 1
+    assert emit.stats()["events_written"] == 1
+
+
+def test_forked_child_gets_its_own_writer(make_emitter: Callable[..., Emitter]) -> None:
+    """After fork the child emits through a fresh writer; the parent's queue is not copied."""
+    before = make_emitter(ListSink())
+    before.put(line_for("before_fork"))
+    assert before.flush()
+    assert emit.stats()["events_written"] == 1  # the child must not inherit this
+    parent = os.getpid()
+    r, w = os.pipe()
+    gate = threading.Event()
+    entered = threading.Event()
+
+    class ParentGatedFd(FdSink):
+        def write(self, line: bytes) -> None:
+            if os.getpid() == parent:
+                entered.set()
+                gate.wait()
+            super().write(line)
+
+    chunks: list[bytes] = []
+    reader = read_all(r, chunks)
+    emitter = make_emitter(ParentGatedFd(w, "test pipe"))
+    emitter.put(line_for("parent_one"))
+    assert entered.wait(5)
+    emitter.put(line_for("parent_two"))  # still queued at fork time
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # fork with threads, 3.12+
+        pid = os.fork()
+    if pid == 0:  # the child: never return into pytest
+        code = 1
+        try:
+            fresh = emit.stats() == ZERO and not emitter._dq and emitter._thread is None
+            emitter.put(line_for("child_one"))
+            code = 0 if emitter.flush(5) and fresh and emit.stats()["events_written"] == 1 else 2
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    gate.set()
+    assert emitter.flush()
+    os.close(w)
+    reader.join()
+    os.close(r)
+    names = [orjson.loads(line)["event"] for line in b"".join(chunks).splitlines()]
+    assert names == ["child_one", "parent_one", "parent_two"]
+
+
+def run_python(code: str) -> subprocess.Popen[bytes]:
+    """Start ``python -c code`` with this source tree importable and stdio buffered."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "HERA_"))}
+    env["PYTHONPATH"] = SRC
+    return subprocess.Popen(
+        [sys.executable, "-c", code], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+
+
+def test_line_is_readable_while_the_process_runs() -> None:
+    """E16: without PYTHONUNBUFFERED the line reaches the pipe at once, not at exit."""
+    proc = run_python(
+        "import time\n"
+        "from hera_middleware.emit import emit_event\n"
+        "emit_event('breach_check_passed')\n"
+        "time.sleep(60)\n"
+    )
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()  # returns while the child still sleeps
+        assert proc.poll() is None
+        assert strip_ts(orjson.loads(line)) == {
+            "type": "audit",
+            "event": "breach_check_passed",
+            "domain": "ciam",
+        }
+    finally:
+        proc.kill()
+        proc.communicate()
+
+
+def test_exit_flushes_and_prints_the_summary() -> None:
+    """Lines queued when the interpreter exits are written, then a summary goes to stderr."""
+    proc = run_python(
+        "from hera_middleware.emit import emit_event\n"
+        "for i in range(3000):\n"
+        "    emit_event('thing_done', i=i)\n"
+        "emit_event('captcha_failed', reason='timeout')\n"
+    )
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0
+    lines = out.splitlines()
+    assert [orjson.loads(x).get("i") for x in lines[:-1]] == list(range(3000))
+    assert orjson.loads(lines[-1])["event"] == "captcha_failed"
+    assert err.decode().splitlines() == [
+        "hera-middleware: 3001 events written, 0 dropped, 1 fields nulled, 0 facts unknown, "
+        "0 internal errors"
+    ]
+
+
+def test_no_summary_when_nothing_was_emitted() -> None:
+    """A process that only imports the library prints nothing at exit."""
+    proc = run_python("import hera_middleware.emit\n")
+    out, err = proc.communicate(timeout=60)
+    assert (proc.returncode, out, err) == (0, b"", b"")
+
+
+def test_sigterm_leaves_nothing_unwritten() -> None:
+    """E16: lines stuck behind a full pipe at SIGTERM are all written during shutdown."""
+    proc = run_python(
+        "import signal, sys, time\n"
+        "from hera_middleware.emit import emit_event\n"
+        "signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))\n"
+        "for i in range(4000):\n"
+        "    emit_event('thing_done', i=i, pad='p' * 100)\n"
+        "sys.stderr.write('ready\\n'); sys.stderr.flush()\n"
+        "time.sleep(60)\n"
+    )
+    assert proc.stderr is not None
+    assert proc.stderr.readline() == b"ready\n"  # 4000 lines overflow the pipe: most are queued
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0
+    assert [orjson.loads(x)["i"] for x in out.splitlines()] == list(range(4000))
+    assert err.decode().splitlines() == [
+        "hera-middleware: 4000 events written, 0 dropped, 0 fields nulled, 0 facts unknown, "
+        "0 internal errors"
+    ]
