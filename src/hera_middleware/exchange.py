@@ -166,7 +166,7 @@ class Exchange:
         table = self._cache.get("headers")
         if table is None:
             table = self._cache["headers"] = _header_table(self.headers)
-        return table.get(name, ABSENT)  # type: ignore[no-any-return]
+        return table.get(name, ABSENT)
 
     def query(self) -> Multi:
         q = self._cache.get("query")
@@ -249,7 +249,7 @@ class Exchange:
         table = self._cache.get("rheaders")
         if table is None:
             table = self._cache["rheaders"] = _header_table(self.response_headers)
-        return table.get(name, ABSENT)  # type: ignore[no-any-return]
+        return table.get(name, ABSENT)
 
     def _response_readable(self) -> bool:
         if self.raised:
@@ -297,9 +297,10 @@ class Exchange:
                 root = self.root_path
                 if root and (path == root or path.startswith(root + "/")):
                     path = path[len(root) :] or "/"
-                query = _parse_pairs(parts.query.encode("latin-1", "replace"), drop_last=False)
+                query = _parse_pairs(parts.query.encode("utf-8", "replace"), drop_last=False)
                 self._cache["location"] = (path, query)
-        return self._cache["location"]
+        result: tuple[str, Multi] | _Marker = self._cache["location"]
+        return result
 
 
 class _Truncated(dict[str, list[str]]):

@@ -192,7 +192,9 @@ class RuleSet:
         # Static paths are looked up whole: one dict probe per request.
         self._static: dict[tuple[str, str], Candidates | None] = {}
         for (method, path), found in by_method.items():
-            merged = [(i, {}) for i in sorted({*found, *any_method.get(path, ())})]
+            merged: list[tuple[int, dict[str, str]]] = [
+                (i, {}) for i in sorted({*found, *any_method.get(path, ())})
+            ]
             self._static[(method, path)] = _candidates(self.rules, merged)
         self._any: dict[str, Candidates | None] = {
             path: _candidates(self.rules, [(i, {}) for i in found])

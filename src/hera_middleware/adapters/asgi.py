@@ -13,7 +13,7 @@ from .. import policy
 from .._diagnostics import internal_error
 from .._types import ASGIApp, Message, Receive, Scope, Send
 from ..emit import Emitter, get_emitter, send_event
-from ..errors import HeraConfigError, Problem
+from ..errors import HeraConfigError, Problem, did_you_mean
 from ..exchange import BodyState, Exchange
 from ..matching import Candidates, RuleSet, evaluate
 from ..options import Options, resolve_options
@@ -51,7 +51,8 @@ class Engine:
                             1,
                             1,
                             "missing-rules",
-                            "no rules given: pass rules='hera.yaml' (or 'preset:<name>'), or set HERA_RULES",
+                            "no rules given: pass rules='hera.yaml' (or 'preset:<name>'),"
+                            " or set HERA_RULES",
                         )
                     ]
                 )
@@ -84,14 +85,13 @@ class Engine:
                             line,
                             col,
                             "no-route-table",
-                            f"`route: {name}` needs the framework's route table, and this app has none",
-                            "write `match: METHOD /path` instead, or wrap the Starlette/FastAPI app "
-                            "itself (or use the Flask or Django adapter)",
+                            f"`route: {name}` needs the framework's route table,"
+                            " and this app has none",
+                            "write `match: METHOD /path` instead, or wrap the Starlette/FastAPI"
+                            " app itself (or use the Flask or Django adapter)",
                         )
                     )
                 elif name not in self.route_table:
-                    from ..errors import did_you_mean
-
                     problems.append(
                         Problem(
                             file,

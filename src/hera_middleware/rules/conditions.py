@@ -94,8 +94,7 @@ class _Compiler:
             elif key == "any":
                 parts.append(self.any_of(value))
             elif key == "not":
-                inner = self.condition(value)
-                parts.append(lambda ex, inner=inner: _not(inner(ex)))
+                parts.append(_negate(self.condition(value)))
             else:
                 parts.append(self.fact_test(node, key, value))
         return _all(parts)
@@ -187,8 +186,7 @@ class _Compiler:
                 )
                 continue
             if key == "not":
-                inner = self.matcher(arg, fact)
-                parts.append(lambda v, inner=inner: _not(inner(v)))
+                parts.append(_negate_value(self.matcher(arg, fact)))
                 continue
             self.check_secret(arg, fact, key)
             parts.append(self.one(key, arg, fact))
@@ -294,6 +292,14 @@ def _never_value(v: Any) -> bool:
 
 def _not(result: bool | None) -> bool | None:
     return None if result is None else not result
+
+
+def _negate(inner: Predicate) -> Predicate:
+    return lambda ex: _not(inner(ex))
+
+
+def _negate_value(inner: Matcher) -> Matcher:
+    return lambda v: _not(inner(v))
 
 
 def _all(parts: list[Predicate]) -> Predicate:
