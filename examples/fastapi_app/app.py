@@ -48,6 +48,7 @@ __all__ = [
     "CLIENTS",
     "Client",
     "Settings",
+    "Store",
     "app",
     "breach_found",
     "challenge_is_valid",
@@ -458,6 +459,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the example server with fresh in-memory state."""
     store = Store(settings or Settings())
     app = FastAPI(title="hera-middleware FastAPI example", docs_url=None, redoc_url=None)
+    app.state.store = store  # for tests and debugging; the endpoints use the closure
     app.add_middleware(HeraEvents, rules=str(HERE / "hera.yaml"))
 
     @app.get("/healthz")
