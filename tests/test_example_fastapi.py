@@ -1,0 +1,752 @@
+"""End to end: the FastAPI example under real uvicorn, driven over HTTP.
+
+Each test starts ``examples/fastapi_app`` as a subprocess on 127.0.0.1 with stdout piped,
+walks one family of flows step by step and asserts, after each step, the exact event
+lines it wrote (bytes, key order, domain, ``ts`` format), then stops the server with
+SIGTERM and asserts that nothing else was written.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import os
+import queue
+import re
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, quote_plus, urlsplit
+
+import httpx
+import pyotp
+import pytest
+
+import hera_middleware
+
+EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "fastapi_app"
+TS = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z")
+WAIT = 5.0  # seconds an expected line may take (writer thread, loaded CI machines)
+
+USER, PASSWORD = "demo", "hera-demo-pass-2026"
+RECOVERY_CODES = ("7f3a-91c2", "b04e-5d18")
+SPA, SPA_URI = "demo-spa", "https://spa.example.test/callback"
+BACKEND, BACKEND_URI, BACKEND_SECRET = (
+    "demo-backend",
+    "https://backend.example.test/oauth/callback",
+    "s3cr:t/+%&=backend",
+)
+PARTNER, PARTNER_URI, PARTNER_SECRET = (
+    "partner:reports",
+    "https://reports.example.test/cb",
+    "reports secret",
+)
+
+Event = tuple[str, dict[str, Any]]
+#: The event of a marker exchange (GET /login) that proves no other line came before it.
+MARKER: Event = ("captcha_displayed", {"flow": "login"})
+
+
+def line_of(name: str, fields: dict[str, Any], ts: str) -> str:
+    """The exact line the library writes for an event."""
+    envelope = {"type": "audit", "event": name, **fields, "domain": "ciam", "ts": ts}
+    return json.dumps(envelope, separators=(",", ":")) + "\n"
+
+
+class Server:
+    """The example running under uvicorn, with its stdout read line by line."""
+
+    def __init__(self, env: dict[str, str]) -> None:
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = sock.getsockname()[1]
+        self.base = f"http://127.0.0.1:{port}"
+        self.totp_secret = pyotp.random_base32()
+        # The server must use the very library these tests import.
+        path = [str(Path(hera_middleware.__file__).resolve().parents[1])]
+        path += [os.environ["PYTHONPATH"]] if os.environ.get("PYTHONPATH") else []
+        env = {
+            **{k: v for k, v in os.environ.items() if not k.startswith("HERA_")},
+            "PYTHONPATH": os.pathsep.join(path),
+            "EXAMPLE_TOTP_SECRET": self.totp_secret,
+            **env,
+        }
+        command = [sys.executable, "-m", "uvicorn", "app:app", "--app-dir", str(EXAMPLE)]
+        command += ["--host", "127.0.0.1", "--port", str(port), "--no-access-log"]
+        command += ["--log-level", "info"]  # on stderr; tells a graceful shutdown
+        self.proc = subprocess.Popen(
+            command,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=env,
+            cwd=EXAMPLE,
+        )
+        self.lines: queue.Queue[bytes] = queue.Queue()
+        self.stderr = b""
+        self._readers = [
+            threading.Thread(target=self._read_stdout, daemon=True),
+            threading.Thread(target=self._read_stderr, daemon=True),
+        ]
+        for reader in self._readers:
+            reader.start()
+        self._wait_ready()
+
+    def _read_stdout(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            self.lines.put(line)
+
+    def _read_stderr(self) -> None:
+        assert self.proc.stderr is not None
+        self.stderr = self.proc.stderr.read()
+
+    def _wait_ready(self) -> None:
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                self.stop()
+                pytest.fail(f"the example exited: {self.stderr.decode(errors='replace')}")
+            try:
+                if httpx.get(f"{self.base}/healthz", timeout=1).status_code == 200:
+                    return
+            except httpx.TransportError:
+                time.sleep(0.05)
+        self.stop()
+        pytest.fail("the example did not answer /healthz within 20 s")
+
+    def client(self) -> httpx.Client:
+        """A fresh browser-like client (its own cookies), redirects not followed."""
+        return httpx.Client(base_url=self.base, timeout=10)
+
+    def expect(self, *events: Event) -> None:
+        """The next lines on stdout are exactly these events, in this order."""
+        for name, fields in events:
+            try:
+                raw = self.lines.get(timeout=WAIT)
+            except queue.Empty:
+                pytest.fail(f"no line for {name} {fields} within {WAIT} s")
+            line = raw.decode("utf-8")
+            ts = json.loads(line).get("ts", "")
+            assert TS.fullmatch(ts), line
+            assert line == line_of(name, fields, ts)
+
+    def settle(self) -> None:
+        """Nothing beyond what was expected: the next line is that of a marker exchange."""
+        with self.client() as client:
+            assert client.get("/login").status_code == 200
+        self.expect(MARKER)
+
+    def resync(self) -> None:
+        """Skip whatever an earlier, failed test left unread, up to a marker's line."""
+        with self.client() as client:
+            assert client.get("/login").status_code == 200
+        marker = line_of(*MARKER, "").rsplit('"ts"', 1)[0]
+        deadline = time.monotonic() + WAIT
+        while time.monotonic() < deadline:
+            try:
+                if self.lines.get(timeout=WAIT).decode().startswith(marker):
+                    return
+            except queue.Empty:
+                break
+        pytest.fail("the marker event never came")
+
+    def stop(self) -> None:
+        """SIGTERM, bounded wait, then kill; the readers drain what is left."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        for reader in self._readers:
+            reader.join(timeout=5)
+        for stream in (self.proc.stdout, self.proc.stderr):
+            if stream is not None:
+                stream.close()
+
+    def finish(self) -> None:
+        """Stop the server; it exited cleanly and wrote no line beyond those expected."""
+        self.stop()
+        rest = []
+        while not self.lines.empty():
+            rest.append(self.lines.get_nowait().decode("utf-8", "replace"))
+        assert rest == []
+        # uvicorn re-raises the SIGTERM it handled, after a graceful shutdown.
+        log = self.stderr.decode(errors="replace")
+        assert self.proc.returncode in (0, -signal.SIGTERM), log
+        assert "Application shutdown complete." in log
+        assert "Traceback" not in log
+
+
+@pytest.fixture
+def start() -> Iterator[Callable[..., Server]]:
+    """Start the example (``start(EXAMPLE_CAPTCHA_TTL="1")`` for other settings)."""
+    servers: list[Server] = []
+
+    def starter(**env: str) -> Server:
+        servers.append(Server(env))
+        return servers[-1]
+
+    yield starter
+    for server in servers:
+        server.stop()
+
+
+@pytest.fixture
+def server(start: Callable[..., Server]) -> Server:
+    """The example with default settings, for this test alone."""
+    return start()
+
+
+@pytest.fixture(scope="module")
+def _shared() -> Iterator[Server]:
+    server = Server({})
+    yield server
+    server.finish()
+
+
+@pytest.fixture
+def shared(_shared: Server) -> Server:
+    """One example for the tests whose flows leave no state others could see; each
+    such test ends with ``settle()``."""
+    _shared.resync()
+    return _shared
+
+
+# --- Flow helpers -------------------------------------------------------------------------
+
+
+def captcha(page: str, *, solve: bool = True) -> dict[str, str]:
+    """The captcha fields of a login page, answered (wrongly when ``solve`` is False)."""
+    token = re.search(r'name="captcha-token" value="([^"]+)"', page)
+    question = re.search(r'id="captcha-question">(\d+) \+ (\d+)<', page)
+    assert token is not None
+    assert question is not None
+    answer = int(question[1]) + int(question[2]) + (0 if solve else 1)
+    return {"captcha-token": token[1], "captcha-response": str(answer)}
+
+
+def show_login(server: Server, client: httpx.Client) -> str:
+    """GET /login: the form with its captcha."""
+    response = client.get("/login")
+    assert response.status_code == 200
+    server.expect(("captcha_displayed", {"flow": "login"}))
+    return response.text
+
+
+def sign_in_password(server: Server, client: httpx.Client) -> None:
+    """Password step with a solved captcha, up to the MFA challenge page."""
+    page = show_login(server, client)
+    form = {"username": USER, "password": PASSWORD, **captcha(page)}
+    response = client.post("/login", data=form)
+    assert (response.status_code, response.headers["location"]) == (302, "/mfa/totp")
+    server.expect(("captcha_succeeded", {"flow": "login"}))
+    assert client.get("/mfa/totp").status_code == 200
+    server.expect(("mfa_challenge_displayed", {"method": "totp"}))
+
+
+def wrong_totp(secret: str) -> str:
+    """A six-digit code the server accepts in no step of its window."""
+    totp = pyotp.TOTP(secret)
+    valid = {totp.at(time.time() + d) for d in (-60, -30, 0, 30, 60)}
+    return next(c for c in ("000000", "111111", "222222", "333333") if c not in valid)
+
+
+def social_login(
+    server: Server, client: httpx.Client, start: str, *, deny: bool = False
+) -> httpx.Response:
+    """Start a social login or link, pass the fake provider, return the callback's answer."""
+    to_provider = client.get(start)
+    assert to_provider.status_code == 302
+    provider = to_provider.headers["location"]
+    assert provider.startswith("/fake-provider/authorize?")
+    back = client.get(provider + ("&decision=deny" if deny else ""))
+    assert back.status_code == 302
+    return client.get(back.headers["location"])
+
+
+@contextmanager
+def signed_in_client(server: Server) -> Iterator[httpx.Client]:
+    """A client with a session from a first social login (events asserted)."""
+    with server.client() as client:
+        hint = secrets.token_hex(8)  # a new user each time, so a fresh consent
+        response = social_login(server, client, f"/login/google?login_hint={hint}")
+        assert response.headers["location"] == "/welcome"
+        server.expect(
+            ("social_login_initiated", {"provider": "google"}),
+            ("social_login_completed", {"provider": "google", "first_login": True}),
+        )
+        yield client
+
+
+def s256(verifier: str) -> str:
+    """BASE64URL(SHA256(verifier)) without padding."""
+    digest = hashlib.sha256(verifier.encode()).digest()
+    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
+
+
+def authorize_params(client_id: str, redirect_uri: str, **extra: str) -> dict[str, str]:
+    """An authorization request for ``client_id``."""
+    return {
+        "response_type": "code",
+        "client_id": client_id,
+        "redirect_uri": redirect_uri,
+        "scope": "profile",
+        "state": secrets.token_urlsafe(8),
+        **extra,
+    }
+
+
+def consent(client: httpx.Client, params: dict[str, str]) -> httpx.Response:
+    """GET the consent page (no event) and approve it by POST."""
+    page = client.get("/oauth/authorize", params=params)
+    assert page.status_code == 200
+    csrf = re.search(r'name="csrf_token" value="([^"]+)"', page.text)
+    assert csrf is not None
+    return client.post("/oauth/authorize", data={**params, "csrf_token": csrf[1], "confirm": "yes"})
+
+
+def code_from(response: httpx.Response, redirect_uri: str) -> str:
+    """The code of a successful authorization redirect."""
+    assert response.status_code == 302
+    location = response.headers["location"]
+    assert location.startswith(redirect_uri + "?")
+    return parse_qs(urlsplit(location).query)["code"][0]
+
+
+def basic(client_id: str, secret: str) -> dict[str, str]:
+    """An Authorization header with RFC 6749 2.3.1 encoding."""
+    raw = f"{quote_plus(client_id)}:{quote_plus(secret)}".encode()
+    return {"Authorization": "Basic " + base64.b64encode(raw).decode()}
+
+
+def token(
+    client: httpx.Client, form: dict[str, str], headers: dict[str, str] | None = None
+) -> httpx.Response:
+    """POST an authorization_code grant to the token endpoint."""
+    data = {"grant_type": "authorization_code", **form}
+    return client.post("/oauth/token", data=data, headers=headers or {})
+
+
+# --- Captcha ------------------------------------------------------------------------------
+
+
+def test_captcha_on_the_login_form(start: Callable[..., Server]) -> None:
+    """Shown on GET /login; a wrong, missing, empty, expired or replayed answer fails with
+    its reason; a solved one succeeds whether or not the password is right."""
+    server = start(EXAMPLE_CAPTCHA_TTL="1")
+    with server.client() as client:
+
+        def submit(password: str = PASSWORD, **answer: str) -> httpx.Response:
+            return client.post("/login", data={"username": USER, "password": password, **answer})
+
+        submit(**captcha(show_login(server, client), solve=False))
+        server.expect(("captcha_failed", {"flow": "login", "reason": "invalid"}))
+
+        show_login(server, client)
+        submit()
+        server.expect(("captcha_failed", {"flow": "login", "reason": "missing"}))
+
+        submit(**captcha(show_login(server, client)) | {"captcha-response": ""})
+        server.expect(("captcha_failed", {"flow": "login", "reason": "missing"}))
+
+        page = show_login(server, client)
+        time.sleep(1.3)
+        assert "captcha expired" in submit(**captcha(page)).text
+        server.expect(("captcha_failed", {"flow": "login", "reason": "timeout"}))
+
+        solved = captcha(show_login(server, client))
+        assert "invalid username or password" in submit("wrong", **solved).text
+        server.expect(("captcha_succeeded", {"flow": "login"}))
+
+        assert "captcha invalid" in submit(**solved).text  # each captcha works once
+        server.expect(("captcha_failed", {"flow": "login", "reason": "invalid"}))
+
+        response = submit(**captcha(show_login(server, client)))
+        assert response.headers["location"] == "/mfa/totp"
+        server.expect(("captcha_succeeded", {"flow": "login"}))
+    server.finish()
+
+
+# --- MFA ----------------------------------------------------------------------------------
+
+
+def test_totp_challenge(server: Server) -> None:
+    """Displayed after the password; a wrong or malformed code fails; the right one
+    succeeds once; replaying it on the next sign-in fails."""
+    with server.client() as client:
+        assert client.get("/mfa/totp").headers["location"] == "/login"  # nothing pending
+        sign_in_password(server, client)
+        for code in (wrong_totp(server.totp_secret), "12345", "12 34 56"):
+            response = client.post("/mfa/totp", data={"code": code})
+            assert response.status_code == 200
+            server.expect(("mfa_challenge_failed", {"method": "totp"}))
+        code = pyotp.TOTP(server.totp_secret).now()
+        response = client.post("/mfa/totp", data={"code": code})
+        assert (response.status_code, response.headers["location"]) == (302, "/")
+        server.expect(("mfa_challenge_succeeded", {"method": "totp"}))
+        assert client.post("/mfa/totp", data={"code": code}).headers["location"] == "/login"
+    with server.client() as again:
+        sign_in_password(server, again)
+        assert again.post("/mfa/totp", data={"code": code}).status_code == 200
+        server.expect(("mfa_challenge_failed", {"method": "totp"}))
+    server.finish()
+
+
+def test_totp_lockout(server: Server) -> None:
+    """Five failures end the sign-in: each is a failure, the sixth try goes to /login."""
+    with server.client() as client:
+        sign_in_password(server, client)
+        for _ in range(5):
+            assert client.post("/mfa/totp", data={"code": "abc"}).status_code == 200
+            server.expect(("mfa_challenge_failed", {"method": "totp"}))
+        code = pyotp.TOTP(server.totp_secret).now()
+        assert client.post("/mfa/totp", data={"code": code}).headers["location"] == "/login"
+    server.finish()
+
+
+def test_recovery_codes(server: Server) -> None:
+    """A wrong recovery code fails, a right one succeeds and is then used up."""
+    with server.client() as client:
+        sign_in_password(server, client)
+        assert client.post("/mfa/recovery", data={"recovery_code": "0000-0000"}).status_code == 200
+        server.expect(("mfa_challenge_failed", {"method": "recovery_code"}))
+        response = client.post("/mfa/recovery", data={"recovery_code": RECOVERY_CODES[0].upper()})
+        assert response.headers["location"] == "/"
+        server.expect(("mfa_challenge_succeeded", {"method": "recovery_code"}))
+    with server.client() as again:
+        sign_in_password(server, again)
+        again.post("/mfa/recovery", data={"recovery_code": RECOVERY_CODES[0]})
+        server.expect(("mfa_challenge_failed", {"method": "recovery_code"}))
+        again.post("/mfa/recovery", data={"recovery_code": RECOVERY_CODES[1]})
+        server.expect(("mfa_challenge_succeeded", {"method": "recovery_code"}))
+    server.finish()
+
+
+# --- Registration -------------------------------------------------------------------------
+
+
+def test_registration_breach_check(server: Server) -> None:
+    """A breached password fails the check, an unknown one passes; other form errors
+    happen before the check and emit nothing."""
+    with server.client() as client:
+        assert client.get("/register").status_code == 200
+        assert (
+            "at least 8" in client.post("/register", data={"username": "eve", "password": "x"}).text
+        )
+        taken = client.post("/register", data={"username": "demo", "password": "long enough pw"})
+        assert "username not available" in taken.text
+        breached = client.post("/register", data={"username": "eve", "password": "password123"})
+        assert "password found in a data breach" in breached.text
+        server.expect(("breach_check_failed", {"reason": "in_hibp"}))
+        fresh = {"username": "eve", "password": secrets.token_urlsafe(12)}
+        assert client.post("/register", data=fresh).headers["location"] == "/login?registered=1"
+        server.expect(("breach_check_passed", {}))
+    server.finish()
+
+
+# --- Social login -------------------------------------------------------------------------
+
+
+def test_social_login_first_then_returning(server: Server) -> None:
+    """Initiated on the start redirect; completed on the callback, first_login told by
+    /welcome versus /; the fake provider's own hop emits nothing."""
+    with server.client() as client:
+        response = social_login(server, client, "/login/google?login_hint=alice")
+        assert response.headers["location"] == "/welcome"
+        server.expect(
+            ("social_login_initiated", {"provider": "google"}),
+            ("social_login_completed", {"provider": "google", "first_login": True}),
+        )
+        response = social_login(server, client, "/login/google?login_hint=alice")
+        assert response.headers["location"] == "/"
+        server.expect(
+            ("social_login_initiated", {"provider": "google"}),
+            ("social_login_completed", {"provider": "google", "first_login": False}),
+        )
+        response = social_login(server, client, "/login/github?login_hint=alice")
+        assert response.headers["location"] == "/welcome"  # another provider, another account
+        server.expect(
+            ("social_login_initiated", {"provider": "github"}),
+            ("social_login_completed", {"provider": "github", "first_login": True}),
+        )
+    server.finish()
+
+
+def test_social_login_denied_or_forged(server: Server) -> None:
+    """A provider denial, a forged state and an unknown provider complete nothing."""
+    with server.client() as client:
+        response = social_login(server, client, "/login/github", deny=True)
+        assert response.headers["location"] == "/login?error=access_denied"
+        server.expect(("social_login_initiated", {"provider": "github"}))
+        client.get("/login/google")
+        server.expect(("social_login_initiated", {"provider": "google"}))
+        forged = client.get("/login/google/callback", params={"code": "x", "state": "forged"})
+        assert forged.headers["location"] == "/login?error=invalid_state"
+        assert client.get("/login/myspace").status_code == 404
+    server.finish()
+
+
+def test_account_link(server: Server) -> None:
+    """Linking needs a session; its start emits social_link_initiated, its callback
+    nothing; the linked identity then signs in as a returning user."""
+    with server.client() as client:
+        assert client.get("/account/link/github").headers["location"].startswith("/login?")
+        social_login(server, client, "/login/google?login_hint=bob")
+        server.expect(
+            ("social_login_initiated", {"provider": "google"}),
+            ("social_login_completed", {"provider": "google", "first_login": True}),
+        )
+        response = social_login(server, client, "/account/link/github?login_hint=bob")
+        assert response.headers["location"] == "/account?linked=github"
+        server.expect(("social_link_initiated", {"provider": "github"}))
+    with server.client() as other_browser:
+        response = social_login(server, other_browser, "/login/github?login_hint=bob")
+        assert response.headers["location"] == "/"
+        server.expect(
+            ("social_login_initiated", {"provider": "github"}),
+            ("social_login_completed", {"provider": "github", "first_login": False}),
+        )
+    server.finish()
+
+
+# --- PKCE ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("method", "transform"),
+    [
+        pytest.param("S256", s256, id="S256"),
+        pytest.param("plain", lambda v: v, id="plain"),
+        pytest.param(None, lambda v: v, id="default-plain"),
+    ],
+)
+def test_public_client_pkce(
+    shared: Server, method: str | None, transform: Callable[[str], str]
+) -> None:
+    """pkce_authorize when the code is handed out (consent POST, then GET once
+    consented), pkce_token_exchange on the token; the consent page and a replay emit
+    nothing."""
+    with signed_in_client(shared) as client:
+        for first in (True, False):
+            verifier = secrets.token_urlsafe(48)
+            pkce = {"code_challenge": transform(verifier)}
+            pkce |= {"code_challenge_method": method} if method else {}
+            params = authorize_params(SPA, SPA_URI, **pkce)
+            if first:
+                response = consent(client, params)
+            else:
+                response = client.get("/oauth/authorize", params=params)
+            code = code_from(response, SPA_URI)
+            shared.expect(("pkce_authorize", {"client_id": SPA}))
+            form = {"code": code, "client_id": SPA, "redirect_uri": SPA_URI}
+            assert token(client, {**form, "code_verifier": verifier}).status_code == 200
+            shared.expect(("pkce_token_exchange", {"client_id": SPA}))
+            replay = token(client, {**form, "code_verifier": verifier})
+            assert replay.json()["error_description"] == "authorization code already used"
+    shared.settle()
+
+
+@pytest.mark.parametrize(
+    ("sent", "reason"),
+    [
+        pytest.param({"code_verifier": secrets.token_urlsafe(48)}, "verifier_mismatch", id="wrong"),
+        pytest.param({"code_verifier": "short"}, "verifier_mismatch", id="malformed"),
+        pytest.param({}, "verifier_missing", id="absent"),
+        pytest.param({"code_verifier": ""}, "verifier_missing", id="empty"),
+    ],
+)
+def test_token_verifier_failures(shared: Server, sent: dict[str, str], reason: str) -> None:
+    """A wrong verifier is invalid_grant (verifier_mismatch), a missing one
+    invalid_request (verifier_missing)."""
+    with signed_in_client(shared) as client:
+        params = authorize_params(SPA, SPA_URI, code_challenge=s256("v" * 43))
+        params["code_challenge_method"] = "S256"
+        code = code_from(consent(client, params), SPA_URI)
+        shared.expect(("pkce_authorize", {"client_id": SPA}))
+        form = {"code": code, "client_id": SPA, "redirect_uri": SPA_URI, **sent}
+        assert token(client, form).status_code == 400
+        shared.expect(("pkce_failed", {"reason": reason, "client_id": SPA}))
+    shared.settle()
+
+
+AUTHORIZE_FAILURES = [
+    pytest.param(SPA, SPA_URI, {}, "challenge_missing", id="public-without-challenge"),
+    pytest.param(
+        BACKEND,
+        BACKEND_URI,
+        {"code_challenge_method": "S256"},
+        "challenge_missing",
+        id="method-without-challenge",
+    ),
+    pytest.param(
+        SPA,
+        SPA_URI,
+        {"code_challenge": s256("v" * 43), "code_challenge_method": "S512"},
+        "challenge_method_unsupported",
+        id="S512",
+    ),
+    pytest.param(
+        SPA,
+        SPA_URI,
+        {"code_challenge": s256("v" * 43), "code_challenge_method": "s256"},
+        "challenge_method_unsupported",
+        id="lowercase-s256",
+    ),
+    pytest.param(
+        SPA,
+        SPA_URI,
+        {"code_challenge": "too-short", "code_challenge_method": "S256"},
+        "challenge_invalid",
+        id="short",
+    ),
+    pytest.param(
+        SPA,
+        SPA_URI,
+        {"code_challenge": s256("v" * 43) + "=", "code_challenge_method": "S256"},
+        "challenge_invalid",
+        id="padded",
+    ),
+    pytest.param(
+        PARTNER,
+        PARTNER_URI,
+        {"code_challenge": "a" * 42 + "+", "code_challenge_method": "plain"},
+        "challenge_invalid",
+        id="plain-reserved-char",
+    ),
+]
+
+
+@pytest.mark.parametrize(("client_id", "redirect_uri", "extra", "reason"), AUTHORIZE_FAILURES)
+def test_authorize_pkce_failures(
+    shared: Server, client_id: str, redirect_uri: str, extra: dict[str, str], reason: str
+) -> None:
+    """Each PKCE error at the authorization endpoint, a 302 back to the client with
+    error=invalid_request, is one pkce_failed with its reason (checked before sign-in)."""
+    with shared.client() as anonymous:
+        params = authorize_params(client_id, redirect_uri, **extra)
+        response = anonymous.get("/oauth/authorize", params=params)
+    assert response.status_code == 302
+    assert response.headers["location"].startswith(redirect_uri + "?error=invalid_request&")
+    shared.expect(("pkce_failed", {"reason": reason, "client_id": client_id}))
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        pytest.param(authorize_params("nobody", SPA_URI), id="unknown-client"),
+        pytest.param(
+            authorize_params(SPA, "https://evil.example/cb", code_challenge="c" * 43),
+            id="unregistered-redirect-uri",
+        ),
+        pytest.param(authorize_params(SPA, SPA_URI, response_type="token"), id="implicit"),
+        pytest.param(
+            authorize_params(SPA, SPA_URI, scope="admin", code_challenge="c" * 43), id="scope"
+        ),
+        pytest.param(authorize_params(SPA, SPA_URI, code_challenge="c" * 43), id="to-login"),
+    ],
+)
+def test_authorize_other_outcomes_emit_nothing(shared: Server, params: dict[str, str]) -> None:
+    """Other authorization errors and the sign-in redirect emit no event."""
+    with shared.client() as anonymous:
+        assert anonymous.get("/oauth/authorize", params=params).status_code in (302, 400)
+    shared.settle()
+
+
+def test_consent_denied(shared: Server) -> None:
+    """Denying consent redirects with access_denied and emits nothing."""
+    with signed_in_client(shared) as client:
+        params = authorize_params(SPA, SPA_URI, code_challenge="c" * 43)
+        page = client.get("/oauth/authorize", params=params)
+        csrf = re.search(r'name="csrf_token" value="([^"]+)"', page.text)
+        assert csrf is not None
+        form = {**params, "csrf_token": csrf[1], "confirm": "no"}
+        denied = client.post("/oauth/authorize", data=form)
+        assert "error=access_denied" in denied.headers["location"]
+    shared.settle()
+
+
+def test_confidential_clients(shared: Server) -> None:
+    """client_id comes from the Basic user name (URL-decoded) or the form; failed
+    client authentication and exchanges without PKCE emit nothing; a verifier for a
+    code without challenge is pkce_failed challenge_missing."""
+    with signed_in_client(shared) as client:
+
+        def code_for(client_id: str, uri: str, verifier: str | None) -> str:
+            pkce = {}
+            if verifier is not None:
+                pkce = {"code_challenge": s256(verifier), "code_challenge_method": "S256"}
+            params = authorize_params(client_id, uri, **pkce)
+            response = client.get("/oauth/authorize", params=params)
+            if response.status_code == 200:
+                response = consent(client, params)
+            code = code_from(response, uri)
+            if verifier:
+                shared.expect(("pkce_authorize", {"client_id": client_id}))
+            return code
+
+        def exchange(form: dict[str, str], auth: tuple[str, str] | None = None) -> int:
+            return token(client, form, basic(*auth) if auth else None).status_code
+
+        v = secrets.token_urlsafe(48)
+        form = {"code": code_for(BACKEND, BACKEND_URI, v), "redirect_uri": BACKEND_URI}
+        form["code_verifier"] = v
+        assert exchange(form, (BACKEND, "wrong")) == 401
+        assert token(client, form, {"Authorization": "Basic %%%"}).status_code == 401
+        assert exchange({**form, "client_secret": BACKEND_SECRET}, (BACKEND, BACKEND_SECRET)) == 400
+        assert exchange(form, (BACKEND, BACKEND_SECRET)) == 200  # the code survived the above
+        shared.expect(("pkce_token_exchange", {"client_id": BACKEND}))
+
+        v = secrets.token_urlsafe(48)
+        form = {"code": code_for(BACKEND, BACKEND_URI, v), "redirect_uri": BACKEND_URI}
+        form |= {"code_verifier": v, "client_id": BACKEND, "client_secret": BACKEND_SECRET}
+        assert exchange(form) == 200
+        shared.expect(("pkce_token_exchange", {"client_id": BACKEND}))
+
+        v = secrets.token_urlsafe(48)
+        form = {"code": code_for(BACKEND, BACKEND_URI, v), "redirect_uri": BACKEND_URI}
+        form |= {"code_verifier": "x" * 43, "client_id": BACKEND}  # Basic and form both
+        assert exchange(form, (BACKEND, BACKEND_SECRET)) == 400
+        shared.expect(("pkce_failed", {"reason": "verifier_mismatch", "client_id": BACKEND}))
+
+        v = secrets.token_urlsafe(48)
+        form = {"code": code_for(PARTNER, PARTNER_URI, v), "redirect_uri": PARTNER_URI}
+        assert exchange({**form, "code_verifier": "y" * 43}, (PARTNER, PARTNER_SECRET)) == 400
+        shared.expect(("pkce_failed", {"reason": "verifier_mismatch", "client_id": PARTNER}))
+
+        v = secrets.token_urlsafe(48)
+        form = {"code": code_for(PARTNER, PARTNER_URI, v), "redirect_uri": PARTNER_URI}
+        assert exchange({**form, "code_verifier": v}, (PARTNER, PARTNER_SECRET)) == 200
+        shared.expect(("pkce_token_exchange", {"client_id": PARTNER}))
+
+        form = {"code": code_for(BACKEND, BACKEND_URI, None), "redirect_uri": BACKEND_URI}
+        assert exchange(form, (BACKEND, BACKEND_SECRET)) == 200  # no PKCE, no event
+
+        form = {"code": code_for(BACKEND, BACKEND_URI, None), "redirect_uri": BACKEND_URI}
+        form["code_verifier"] = secrets.token_urlsafe(48)
+        assert exchange(form, (BACKEND, BACKEND_SECRET)) == 400
+        shared.expect(("pkce_failed", {"reason": "challenge_missing", "client_id": BACKEND}))
+    shared.settle()
+
+
+def test_pages_without_events(shared: Server) -> None:
+    """Plain pages, the fake provider and already-signed-in redirects emit nothing."""
+    with shared.client() as client:
+        for path in ("/healthz", "/", "/welcome", "/register", "/account", "/mfa/totp"):
+            assert client.get(path).status_code in (200, 302)
+        assert client.get("/fake-provider/authorize", params={"provider": "x"}).status_code == 400
+        assert client.post("/mfa/recovery", data={"recovery_code": "x"}).status_code == 302
+        assert client.post("/oauth/token", json={"grant_type": "x"}).status_code == 401
+    with signed_in_client(shared) as client:
+        assert client.get("/login").headers["location"] == "/"
+    shared.settle()
