@@ -11,7 +11,7 @@ from hera_middleware.matching import RuleSet, compile_template
 from hera_middleware.rules.model import CompiledRule
 
 
-def ruleset(*matches: str) -> RuleSet:
+def ruleset(*matches: str | list[str]) -> RuleSet:
     """A rule set with one breach_check_passed rule per match, ids r0, r1, ..."""
     rules = load_rules(
         {
@@ -128,3 +128,9 @@ def test_bad_templates_fail_at_load(template: str, message: str) -> None:
     """Template mistakes are load errors with a message, never a runtime surprise."""
     with pytest.raises(ValueError, match="^" + re.escape(message) + "$"):
         compile_template(template)
+
+
+def test_a_rule_with_overlapping_templates_is_a_candidate_once() -> None:
+    """Two templates of one rule matching the same path do not make it fire twice."""
+    rs = ruleset(["GET /login/{provider}", "GET /login/google", "GET /{area}/google"])
+    assert ids(rs, "GET", "/login/google") == [("r0", {"provider": "google"})]

@@ -294,7 +294,7 @@ class Exchange:
             else:
                 parts = urlsplit(value.strip())
                 path = unquote_to_bytes(parts.path).decode("utf-8", "replace")
-                root = self.root_path
+                root = self.root_path.rstrip("/")
                 if root and (path == root or path.startswith(root + "/")):
                     path = path[len(root) :] or "/"
                 query = _parse_pairs(parts.query.encode("utf-8", "replace"), drop_last=False)

@@ -150,7 +150,12 @@ class Candidates:
 def _candidates(
     rules: Sequence[CompiledRule], found: Iterable[tuple[int, dict[str, str]]]
 ) -> Candidates | None:
-    matches = tuple((rules[i], params) for i, params in sorted(found, key=lambda f: f[0]))
+    # A rule whose templates overlap is found once; the hit with most params wins.
+    best: dict[int, dict[str, str]] = {}
+    for i, params in found:
+        if i not in best or len(params) > len(best[i]):
+            best[i] = params
+    matches = tuple((rules[i], best[i]) for i in sorted(best))
     if not matches:
         return None
     return Candidates(

@@ -147,6 +147,7 @@ def _in_running_loop() -> bool:
 
 def app_relative_path(path: str, root_path: str) -> str:
     """``path`` with ``root_path`` removed when it starts with it."""
+    root_path = root_path.rstrip("/")
     if root_path and path.startswith(root_path):
         rest = path[len(root_path) :]
         if not rest or rest[0] == "/":
