@@ -618,8 +618,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # Stands in for Google/GitHub: the user is signed in there and approves at once.
         q = request.query_params
         provider, redirect_uri = q.get("provider", ""), q.get("redirect_uri", "")
-        if provider not in PROVIDERS or urlsplit(redirect_uri).path != (
-            f"/login/{provider}/callback"
+        # Like a real provider: only the exact redirect URI registered for this app.
+        if provider not in PROVIDERS or redirect_uri != str(
+            request.url_for("social_callback", provider=provider)
         ):
             return _page("Bad request", "<p>unknown provider or redirect_uri</p>", status=400)
         if q.get("decision") == "deny":
