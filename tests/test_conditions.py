@@ -277,3 +277,41 @@ def test_regexes_stay_linear_on_catastrophic_patterns() -> None:
     """E23: a nested quantifier on a long value finishes (RE2), and simply does not match."""
     ex = exchange(query=b"x=" + b"a" * 100_000 + b"!")
     assert check({"query.x": {"regex": "^(a+)+$"}}, ex) is False
+
+
+MULTIPART = (
+    b'--XyZ\r\nContent-Disposition: form-data; name="code"\r\n\r\n123456\r\n'
+    b'--XyZ\r\nContent-Disposition: form-data; name="f"; filename="a.txt"\r\n'
+    b"Content-Type: text/plain\r\n\r\nfile data\r\n"
+    b'--XyZ\r\nContent-Disposition: form-data; name="note"\r\n\r\nline1\r\nline2\r\n'
+    b"--XyZ--\r\n"
+)
+
+
+def multipart(body: bytes, state: int) -> Exchange:
+    ex = Exchange(
+        "POST",
+        "/mfa",
+        b"",
+        [
+            (b"content-type", b'multipart/form-data; boundary="XyZ"'),
+            (b"content-length", str(len(MULTIPART)).encode()),
+        ],
+    )
+    ex.body += body
+    ex.body_state = state
+    return ex
+
+
+def test_multipart_text_fields_are_form_facts_and_file_parts_are_skipped() -> None:
+    """A multipart form posts fields like an urlencoded one; file contents are never read."""
+    ex = multipart(MULTIPART, BodyState.COMPLETE)
+    assert check({"form.code": {"format": "totp"}, "form.note": "line1\r\nline2"}, ex) is True
+    assert check({"form.f": "absent"}, ex) is True
+
+
+def test_a_multipart_body_cut_at_the_cap_loses_its_partial_part() -> None:
+    """Complete parts before the cut are known; the rest is unknown."""
+    ex = multipart(MULTIPART[:80], BodyState.TRUNCATED)
+    assert check({"form.code": {"length": 6}}, ex) is True
+    assert check({"form.note": "absent"}, ex) is None

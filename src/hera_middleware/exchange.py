@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import base64
 import binascii
+import re
 from typing import Any, Final
-from urllib.parse import unquote, unquote_to_bytes, urlsplit
+from urllib.parse import unquote_to_bytes, urlsplit
 
 import orjson
 
@@ -98,6 +99,47 @@ def _unquote_plus(text: str) -> str:
         else:
             out += b"%" + part.encode("utf-8", "surrogatepass")
     return out.decode("utf-8", "replace")
+
+
+_BOUNDARY = re.compile(r';\s*boundary\s*=\s*(?:"([^"]{1,200})"|([^\s;"]{1,200}))', re.IGNORECASE)
+_DISPOSITION_NAME = re.compile(rb'(?:^|;)\s*name\s*=\s*(?:"([^"]*)"|([^\s;]+))', re.IGNORECASE)
+_DISPOSITION_FILE = re.compile(rb"(?:^|;)\s*filename\*?\s*=", re.IGNORECASE)
+
+
+def _boundary(content_type: str) -> bytes | None:
+    m = _BOUNDARY.search(content_type)
+    if m is None:
+        return None
+    return (m.group(1) or m.group(2)).encode("latin-1", "replace")
+
+
+def _parse_multipart(body: bytes, boundary: bytes) -> Multi:
+    """Text fields of a multipart/form-data body; file parts and partial parts are skipped.
+
+    A part is complete only when the next delimiter follows it, so a body cut at the
+    cap loses exactly its last, partial, part.
+    """
+    out: Multi = {}
+    delimiter = b"--" + boundary
+    chunks = body.split(delimiter)
+    # chunks[0] is the preamble; the last chunk is either the epilogue or a partial part.
+    for chunk in chunks[1:-1]:
+        head, sep, value = chunk.partition(b"\r\n\r\n")
+        if not sep:
+            continue
+        disposition = b""
+        for line in head.split(b"\r\n"):
+            name_, _, rest = line.partition(b":")
+            if name_.strip().lower() == b"content-disposition":
+                disposition = rest
+        m = _DISPOSITION_NAME.search(disposition)
+        if m is None or _DISPOSITION_FILE.search(disposition):
+            continue
+        if value.endswith(b"\r\n"):
+            value = value[:-2]
+        key = (m.group(1) if m.group(1) is not None else m.group(2)).decode("utf-8", "replace")
+        out.setdefault(key, []).append(value.decode("utf-8", "replace"))
+    return out
 
 
 def _media_type(value: str) -> str:
@@ -191,7 +233,7 @@ class Exchange:
         ct = self._content_type()
         result: Multi | _Marker
         if ct == "multipart/form-data" and self.request_has_body():
-            result = UNKNOWN
+            result = self._multipart()
         elif ct != "application/x-www-form-urlencoded" or not self.request_has_body():
             result = ABSENT
         elif self.body_state == BodyState.COMPLETE:
@@ -202,6 +244,16 @@ class Exchange:
             result = UNKNOWN
         self._cache["form"] = result
         return result
+
+    def _multipart(self) -> Multi | _Marker:
+        if self.body_state not in (BodyState.COMPLETE, BodyState.TRUNCATED):
+            return UNKNOWN
+        ct = self.header("content-type")
+        boundary = _boundary(ct) if isinstance(ct, str) else None
+        if boundary is None:
+            return UNKNOWN
+        fields = _parse_multipart(bytes(self.body), boundary)
+        return _Truncated(fields) if self.body_state == BodyState.TRUNCATED else fields
 
     def json(self) -> Any:
         """The parsed JSON request body; ABSENT when it is no JSON; UNKNOWN when unread."""
@@ -228,7 +280,7 @@ class Exchange:
         user, sep, _secret = decoded.partition(":")
         if not sep or not user:
             return ABSENT
-        return unquote(user, errors="replace")
+        return _unquote_plus(user)  # form-urlencoded per RFC 6749 2.3.1: '+' is a space
 
     def cookie_names(self) -> set[str]:
         names = self._cache.get("cookies")

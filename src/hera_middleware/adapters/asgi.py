@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import os
-import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -211,7 +210,6 @@ class HeraEvents:
             # Raising here would be swallowed by a server's lifespan "auto" mode.
             self._engine = None
             self._error = exc
-            print(f"hera-middleware: invalid configuration:\n{exc}", file=sys.stderr)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
