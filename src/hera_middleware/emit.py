@@ -1,34 +1,28 @@
-"""Event building and hand-off: one orjson line per event, a bounded queue, a writer thread.
+"""Event building and hand-off: one orjson line per event, at most 4096 bytes.
 
-The request path only builds a line and appends it to a queue. A per-process daemon
-writer thread, started on first use and again after ``fork``, writes each line with one
-``os.write`` (or hands it to the configured sink). Nothing here raises into the caller
-except argument errors of :func:`emit_event`.
+:func:`send_event` builds the envelope, serializes it (redacting values orjson rejects,
+trimming oversized lines field by field), hands the dict to capture listeners and
+enqueues the line on an :class:`Emitter`. Nothing here raises into the caller except
+argument errors of :func:`emit_event`.
 """
 
 from __future__ import annotations
 
-import atexit
-import contextlib
-import errno
-import math
 import os
-import signal
 import threading
 import time
-import weakref
-from collections import deque
 from collections.abc import Mapping
 from typing import Any
 
 import orjson
 
 from . import _capture, _stats
-from ._diagnostics import count, internal_error, summary, warn, write_stderr
-from .catalog import CATALOG, EVENTS_DROPPED, RESERVED_KEYS, event_name_problem, field_name_problem
+from ._diagnostics import count, internal_error
+from ._emitter import Emitter, _default_domain, flush_all, format_ts
+from .catalog import CATALOG, RESERVED_KEYS, event_name_problem, field_name_problem
 from .errors import did_you_mean
 from .policy import REDACTED, clean_value
-from .sinks import FdSink, FileSink, Output, open_sink
+from .sinks import Output
 
 __all__ = [
     "MAX_LINE",
@@ -44,36 +38,10 @@ __all__ = [
 
 #: Longest line written, newline included: a write this size to a pipe is atomic.
 MAX_LINE = 4096
-#: Lines a queue holds before ``on_full`` applies.
-DEFAULT_MAXSIZE = 10_000
-#: How long a put on a full queue waits for room before dropping (once per stall).
-FULL_WAIT = 0.05
-#: How long the interpreter-exit flush may take, all outputs together.
-EXIT_TIMEOUT = 5.0
-
 TRIMMED = "trimmed"
-_ON_FULL = ("drop", "block")
 _OPT = orjson.OPT_APPEND_NEWLINE
 _dumps = orjson.dumps
 _TRIMMED_SIZE = len(_dumps(TRIMMED))
-_STOP = object()
-
-# (second, "YYYY-MM-DDTHH:MM:SS"): replaced whole, so threads never see half an update.
-_ts_cache: tuple[int, str] = (-1, "")
-_MS_SUFFIX = tuple(f".{ms:03d}Z" for ms in range(1000))
-
-
-def format_ts(t: float) -> str:
-    """Format a ``time.time()`` value as RFC 3339 UTC with milliseconds (truncated).
-
-    Example: ``format_ts(1796297653.1234) == "2026-12-03T11:34:13.123Z"``.
-    """
-    global _ts_cache
-    sec, ms = divmod(math.floor(t * 1000), 1000)
-    cached = _ts_cache
-    if cached[0] != sec:
-        cached = _ts_cache = (sec, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(sec)))
-    return cached[1] + _MS_SUFFIX[ms]
 
 
 def send_event(event: str, fields: Mapping[str, object], *, domain: str, emitter: Emitter) -> None:
@@ -149,304 +117,6 @@ def _trim(record: dict[str, object], size: int) -> bytes:
     return line
 
 
-def _block_sigpipe() -> None:
-    # EPIPE instead of death if the host set SIGPIPE back to SIG_DFL; this thread only.
-    if hasattr(signal, "pthread_sigmask") and hasattr(signal, "SIGPIPE"):
-        with contextlib.suppress(OSError, ValueError):
-            signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGPIPE})
-
-
-def _default_domain() -> str:
-    return os.environ.get("HERA_DOMAIN") or "ciam"
-
-
-def _domain_of(line: bytes | None) -> str:
-    try:
-        parsed = orjson.loads(line) if line is not None else None
-    except orjson.JSONDecodeError:
-        parsed = None
-    domain = parsed.get("domain") if isinstance(parsed, dict) else None
-    return domain if isinstance(domain, str) else _default_domain()
-
-
-def _reason(exc: BaseException) -> str:
-    # errno name and the OS's text only: exception messages may carry paths or data.
-    code = exc.errno if isinstance(exc, OSError) else None
-    if code:
-        return f"{errno.errorcode.get(code, str(code))}: {os.strerror(code)}"
-    return type(exc).__name__
-
-
-class Emitter:
-    """A bounded queue of lines and the writer thread that drains it into one output.
-
-    Args:
-        output: anything :func:`hera_middleware.sinks.open_sink` accepts.
-        on_full: ``"drop"`` waits about 50 ms for room once per stall, then drops and
-            counts, and writes an ``events_dropped`` line once output recovers;
-            ``"block"`` waits until there is room and never drops.
-        maxsize: lines the queue holds.
-
-    Example::
-
-        emitter = Emitter("file:events.jsonl")
-        emitter.put(b'{"type":"audit","event":"x_y","domain":"ciam","ts":"..."}\\n')
-        emitter.flush()
-    """
-
-    def __init__(
-        self, output: Output = "stdout", *, on_full: str = "drop", maxsize: int = DEFAULT_MAXSIZE
-    ) -> None:
-        if on_full not in _ON_FULL:
-            raise ValueError(f"on_full {on_full!r} is not valid; use 'drop' or 'block'")
-        if maxsize < 1:
-            raise ValueError(f"maxsize must be at least 1, not {maxsize!r}")
-        self.sink = open_sink(output)
-        self.name: str = getattr(self.sink, "name", None) or type(self.sink).__name__
-        self.on_full = on_full
-        self.maxsize = maxsize
-        self._low_water = maxsize - max(1, maxsize // 4)
-        self._block = on_full == "block"
-        self._init_state()
-        _ALL.add(self)
-
-    def _init_state(self) -> None:
-        # Also run in a forked child: the parent's queued lines are the parent's to write.
-        self._dq: deque[object] = deque()
-        self._lock = threading.Lock()
-        self._cond = threading.Condition(self._lock)
-        self._wake = threading.Event()
-        self._thread: threading.Thread | None = None
-        self._writer_ident: int | None = None
-        self._idle = False  # the writer waits on _wake; producers must set it
-        self._stalled = False  # full and waited once: drop at once until half drained
-        self._waiting = 0  # producers waiting for room
-        self._attention = False  # something for the writer besides writing
-        self._healthy = True  # the last write succeeded
-        self._pending_dropped = 0  # lost since the last events_dropped line
-        self._overflowed = False  # some of those were lost to a full queue
-        self._last_lost: bytes | None = None
-
-    def put(self, line: bytes) -> None:
-        """Enqueue one complete line; never does I/O, never raises."""
-        try:
-            if self._thread is None:
-                self._start()
-            dq = self._dq
-            if len(dq) < self.maxsize and not self._stalled:
-                dq.append(line)
-                if self._idle:
-                    self._wake.set()
-                return
-            self._put_full(line)
-        except Exception as exc:
-            internal_error("emitter.put", exc)
-
-    def _put_full(self, line: bytes) -> None:
-        if threading.get_ident() == self._writer_ident:  # a sink that emits: never self-wait
-            self._drop(line, overflow=True)
-            return
-        if self._block or not self._stalled:
-            deadline = None if self._block else time.monotonic() + FULL_WAIT
-            with self._cond:
-                self._waiting += 1
-                self._attention = True
-                try:
-                    while len(self._dq) >= self.maxsize:
-                        if deadline is None:
-                            self._cond.wait(0.1)
-                            continue
-                        remaining = deadline - time.monotonic()
-                        if remaining <= 0:
-                            self._stalled = True
-                            break
-                        self._cond.wait(remaining)
-                finally:
-                    self._waiting -= 1
-        if self._block or (len(self._dq) < self.maxsize and not self._stalled):
-            self._dq.append(line)
-            if self._idle:
-                self._wake.set()
-            return
-        self._drop(line, overflow=True)
-
-    def _drop(self, line: bytes, *, overflow: bool) -> None:
-        with self._lock:
-            self._pending_dropped += 1
-            self._last_lost = line
-            self._overflowed = self._overflowed or overflow
-            self._attention = True
-        count("events_dropped")
-
-    def _start(self) -> None:
-        # A thread that cannot start (interpreter shutdown) is retried on the next put.
-        try:
-            with self._lock:
-                if self._thread is None:
-                    thread = threading.Thread(
-                        target=self._run, name=f"hera-writer ({self.name})", daemon=True
-                    )
-                    thread.start()
-                    self._thread = thread
-        except Exception as exc:
-            internal_error("emitter.start", exc)
-
-    def _run(self) -> None:
-        _block_sigpipe()
-        self._writer_ident = threading.get_ident()
-        dq, wake, sink = self._dq, self._wake, self.sink
-        popleft, write = dq.popleft, sink.write
-        # os.write inline for our own descriptor sinks (not subclasses): the hot loop.
-        fd_sink = sink if type(sink) is FdSink or type(sink) is FileSink else None
-        written = 0
-        while True:
-            try:
-                item = popleft()
-            except IndexError:
-                if written:
-                    count("events_written", written)
-                    written = 0
-                if self._attention:
-                    self._housekeep()
-                wake.clear()
-                self._idle = True
-                if not dq:
-                    wake.wait()
-                self._idle = False
-                continue
-            try:
-                if type(item) is not bytes and (item is _STOP or isinstance(item, threading.Event)):
-                    if written:
-                        count("events_written", written)
-                        written = 0
-                    if self._attention:
-                        self._housekeep()
-                    if item is _STOP:
-                        return
-                    item.set()  # type: ignore[union-attr]  # a flush marker: all before it done
-                    continue
-                try:
-                    if fd_sink is not None and fd_sink.fd >= 0:
-                        n = os.write(fd_sink.fd, item)  # type: ignore[arg-type]
-                        if n != len(item):  # type: ignore[arg-type]
-                            fd_sink.write_rest(item, n)  # type: ignore[arg-type]
-                    else:
-                        write(item)  # type: ignore[arg-type]
-                except BaseException as exc:  # a user sink may raise anything
-                    self._failed(exc, item)  # type: ignore[arg-type]
-                    continue
-                written += 1
-                if self._attention:
-                    self._healthy = True
-                    count("events_written", written)  # warnings print current counters
-                    written = 0
-                    self._housekeep()
-                if written >= 4096:  # keep stats() current under sustained load
-                    count("events_written", written)
-                    written = 0
-            except Exception as exc:
-                internal_error("writer", exc)
-
-    def _housekeep(self) -> None:
-        # Clear first: a producer that changes state afterwards sets it again.
-        self._attention = False
-        if self._waiting and len(self._dq) <= self._low_water:  # room for a batch, not one
-            with self._cond:
-                self._cond.notify_all()
-        if self._stalled and len(self._dq) <= self.maxsize // 2:
-            self._stalled = False
-        if self._pending_dropped and self._healthy:
-            self._report_drops()
-        if self._waiting or self._stalled or self._pending_dropped or not self._healthy:
-            self._attention = True
-
-    def _report_drops(self) -> None:
-        with self._lock:
-            n, self._pending_dropped = self._pending_dropped, 0
-            overflowed, self._overflowed = self._overflowed, False
-            last = self._last_lost
-        if not n:
-            return
-        record: dict[str, object] = {"type": "audit", "event": EVENTS_DROPPED.name, "count": n}
-        record["domain"] = _domain_of(last)
-        record["ts"] = format_ts(time.time())
-        try:
-            self.sink.write(_dumps(record, option=_OPT))
-        except BaseException as exc:
-            with self._lock:
-                self._pending_dropped += n
-                self._overflowed = self._overflowed or overflowed
-            self._failed(exc, None)
-            return
-        if _capture.listeners:
-            _capture.publish(record)
-        if overflowed:
-            warn(
-                f"full:{self.name}",
-                f"{self.name} did not keep up: {n} events were dropped while the queue of "
-                f"{self.maxsize} lines was full (on_full 'block' never drops)",
-            )
-
-    def _failed(self, exc: BaseException, line: bytes | None) -> None:
-        self._healthy = False
-        self._attention = True
-        if line is not None:
-            self._drop(line, overflow=False)
-        warn(
-            f"output:{self.name}",
-            f"cannot write events to {self.name} ({_reason(exc)}); "
-            "they are dropped and counted until it recovers",
-        )
-
-    def flush(self, timeout: float | None = 5.0) -> bool:
-        """Wait until every line queued before this call is written (or dropped).
-
-        Returns False when ``timeout`` seconds passed first (None waits for ever).
-        """
-        try:
-            if self._thread is None:
-                return not self._dq
-            if threading.get_ident() == self._writer_ident:
-                return False  # called from a sink: waiting for ourselves would deadlock
-            marker = threading.Event()
-            self._dq.append(marker)
-            if self._idle:
-                self._wake.set()
-            return marker.wait(timeout)
-        except Exception as exc:
-            internal_error("emitter.flush", exc)
-            return False
-
-    def close(self, timeout: float | None = 5.0) -> bool:
-        """Flush, stop the writer thread and close the sink; a later put starts over.
-
-        Returns False when the queue could not be flushed within ``timeout``.
-        """
-        flushed = self.flush(timeout)
-        thread = self._thread
-        if flushed and thread is not None:
-            self._dq.append(_STOP)
-            if self._idle:
-                self._wake.set()
-            thread.join(timeout)
-            if not thread.is_alive():
-                self._thread = None
-                self._writer_ident = None
-        if self._thread is None:
-            try:
-                self.sink.close()
-            except Exception as exc:
-                internal_error("emitter.close", exc)
-        return flushed
-
-    def _abandon(self) -> None:
-        # Exit came first: what is still queued will never be written; say so.
-        lost = sum(1 for item in list(self._dq) if type(item) is bytes)
-        if lost:
-            count("events_dropped", lost)
-
-
-_ALL: weakref.WeakSet[Emitter] = weakref.WeakSet()
 _EMITTERS: dict[tuple[object, str], Emitter] = {}
 _registry_lock = threading.Lock()
 
@@ -457,8 +127,12 @@ def get_emitter(output: Output, on_full: str = "drop") -> Emitter:
     Raises:
         ValueError: for an output or ``on_full`` value that is not valid.
     """
-    key = (output if isinstance(output, str) else id(output), on_full)
-    emitter = _EMITTERS.get(key)
+    try:
+        key: tuple[object, str] = (output, on_full)  # equal bound methods share an emitter
+        emitter = _EMITTERS.get(key)
+    except TypeError:  # unhashable: by identity (the emitter keeps the object alive)
+        key = (id(output), on_full)
+        emitter = _EMITTERS.get(key)
     if emitter is None:
         with _registry_lock:
             emitter = _EMITTERS.get(key)
@@ -535,35 +209,13 @@ def stats() -> dict[str, int]:
 
 def flush(timeout: float | None = 5.0) -> bool:
     """Flush every emitter of this process; False if ``timeout`` passed first."""
-    deadline = None if timeout is None else time.monotonic() + timeout
-    ok = True
-    for emitter in list(_ALL):
-        left = None if deadline is None else max(0.0, deadline - time.monotonic())
-        ok = emitter.flush(left) and ok
-    return ok
-
-
-def _at_exit() -> None:
-    try:
-        deadline = time.monotonic() + EXIT_TIMEOUT
-        for emitter in list(_ALL):
-            if not emitter.flush(max(0.0, deadline - time.monotonic())):
-                emitter._abandon()
-        counters = _stats.snapshot()
-        if counters["events_written"] or counters["events_dropped"]:
-            write_stderr(f"hera-middleware: {summary()}")
-    except Exception:  # the interpreter is going away; never add a traceback to it
-        pass
+    return flush_all(timeout)
 
 
 def _after_fork_in_child() -> None:
-    # The writer threads did not survive the fork: start over, lazily, in the child.
     global _registry_lock
-    _registry_lock = threading.Lock()
-    for emitter in list(_ALL):
-        emitter._init_state()
+    _registry_lock = threading.Lock()  # another thread may have held it at fork time
 
 
-atexit.register(_at_exit)
 if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_after_fork_in_child)
