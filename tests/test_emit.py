@@ -14,6 +14,7 @@ import time
 import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import orjson
 import pytest
@@ -527,7 +528,7 @@ def test_output_recovery_writes_the_loss_report(
 ) -> None:
     """After ENOSPC clears, the first good write is followed by events_dropped with the count."""
     sink = FlakySink(3, errno.ENOSPC)
-    sink.name = "full disk"  # type: ignore[attr-defined]
+    sink.name = "full disk"
     emitter = make_emitter(sink)
     for i in range(5):
         emitter.put(line_for("thing_done", i=i))
@@ -543,6 +544,52 @@ def test_output_recovery_writes_the_loss_report(
     assert err.count("\n") == 1
     assert "cannot write events to full disk (ENOSPC: No space left on device)" in err
     assert "/secret/path" not in err
+
+
+def test_failed_loss_report_is_retried(make_emitter: Callable[..., Emitter]) -> None:
+    """If the events_dropped line itself fails, its count waits for the next good write."""
+    outcomes = iter([False, True, False, True, True])  # line, line, report, line, report
+
+    class Scripted(ListSink):
+        def write(self, line: bytes) -> None:
+            if not next(outcomes):
+                raise BrokenPipeError(errno.EPIPE, "Broken pipe")
+            super().write(line)
+
+    sink = Scripted()
+    emitter = make_emitter(sink)
+    for i in range(3):
+        emitter.put(line_for("thing_done", i=i))
+    assert emitter.flush()
+    assert [(e["event"], e.get("i", e.get("count"))) for e in sink.events()] == [
+        ("thing_done", 1),
+        ("thing_done", 2),
+        ("events_dropped", 1),
+    ]
+    assert emit.stats() == {**ZERO, "events_written": 2, "events_dropped": 1}
+
+
+def test_sink_that_emits_into_its_own_emitter_never_deadlocks(
+    make_emitter: Callable[..., Emitter],
+) -> None:
+    """From the writer thread a put never waits (even in block mode) and flush returns False."""
+    seen: list[object] = []
+    emitter: Emitter
+
+    def sink(event: dict[str, object]) -> None:
+        seen.append(event["event"])
+        if event["event"] == "outer_done":
+            emitter.put(line_for("nested_one"))  # room for one
+            emitter.put(line_for("nested_two"))  # full: dropped, not waited for
+            seen.append(emitter.flush(timeout=5))
+            done.set()
+
+    done = threading.Event()
+    emitter = make_emitter(sink, on_full="block", maxsize=1)
+    emitter.put(line_for("outer_done"))
+    assert done.wait(5)
+    assert emitter.flush()
+    assert seen == ["outer_done", False, "events_dropped", "nested_one"]
 
 
 def test_sink_exception_is_reported_by_type_only(
@@ -669,6 +716,15 @@ def test_get_emitter_is_one_per_output_and_mode() -> None:
     assert get_emitter(sink) is get_emitter(sink, "drop")
     assert get_emitter(sink, "block") is not get_emitter(sink)
     assert get_emitter("stderr") is get_emitter("stderr")
+    got: list[dict[str, object]] = []
+    assert get_emitter(got.append) is get_emitter(got.append)  # equal bound methods
+
+    class Unhashable(ListSink):
+        __hash__ = None  # type: ignore[assignment]
+
+    unhashable = Unhashable()
+    assert get_emitter(unhashable) is get_emitter(unhashable)
+    assert get_emitter(unhashable) is not get_emitter(Unhashable())
     with pytest.raises(ValueError, match="is not valid"):
         get_emitter("stdot")
 
@@ -747,7 +803,7 @@ def test_emit_event_custom_keeps_order_and_applies_policy() -> None:
         ),
     ],
 )
-def test_emit_event_rejects(name: str, fields: dict[str, object], message: str) -> None:
+def test_emit_event_rejects(name: str, fields: dict[str, Any], message: str) -> None:
     """emit_event raises ValueError for a bad name or field, and emits nothing."""
     sink = ListSink()
     with pytest.raises(ValueError, match=re.escape(message)):
@@ -878,6 +934,31 @@ def test_exit_flushes_and_prints_the_summary() -> None:
     assert orjson.loads(lines[-1])["event"] == "captcha_failed"
     assert err.decode().splitlines() == [
         "hera-middleware: 3001 events written, 0 dropped, 1 fields nulled, 0 facts unknown, "
+        "0 internal errors"
+    ]
+
+
+def test_exit_counts_what_it_could_not_write() -> None:
+    """When the exit flush times out, the lines still queued are counted as dropped."""
+    proc = run_python(
+        "import threading\n"
+        "from hera_middleware import _emitter, emit\n"
+        "_emitter.EXIT_TIMEOUT = 0.1\n"
+        "entered = threading.Event()\n"
+        "class Stuck:\n"
+        "    def write(self, line):\n"
+        "        entered.set(); threading.Event().wait()\n"
+        "    def close(self): pass\n"
+        "e = emit.Emitter(Stuck())\n"
+        'line = b\'{"type":"audit","event":"x_y","domain":"ciam","ts":"t"}\\n\'\n'
+        "e.put(line)\n"
+        "entered.wait()\n"
+        "e.put(line); e.put(line)\n"
+    )
+    out, err = proc.communicate(timeout=60)
+    assert (proc.returncode, out) == (0, b"")
+    assert err.decode().splitlines() == [
+        "hera-middleware: 0 events written, 2 dropped, 0 fields nulled, 0 facts unknown, "
         "0 internal errors"
     ]
 
