@@ -200,6 +200,30 @@ def test_unencodable_values_become_redacted(
     assert emit.stats()["internal_errors"] == 0
 
 
+def test_non_string_keys_are_left_out(make_emitter: Callable[..., Emitter]) -> None:
+    """A field whose name is not a string cannot be a JSON key: it is dropped, not fatal."""
+    sink = ListSink()
+    emitter = make_emitter(sink)
+    send_event("thing_done", {"a": "\ud800", 7: "x", "b": 1}, domain="ciam", emitter=emitter)  # type: ignore[dict-item]
+    assert emitter.flush()
+    assert strip_ts(sink.events()[0]) == {
+        "type": "audit",
+        "event": "thing_done",
+        "a": "redacted",
+        "b": 1,
+        "domain": "ciam",
+    }
+
+
+def test_bytes_like_lines_are_written(make_emitter: Callable[..., Emitter]) -> None:
+    """A bytearray handed to put() is written like bytes."""
+    sink = ListSink()
+    emitter = make_emitter(sink)
+    emitter.put(bytearray(line_for("thing_done")))  # type: ignore[arg-type]
+    assert emitter.flush()
+    assert sink.lines == [line_for("thing_done")]
+
+
 def test_unencodable_domain_is_redacted_too(make_emitter: Callable[..., Emitter]) -> None:
     """Even a bad envelope value gives a valid line."""
     sink = ListSink()
@@ -960,6 +984,36 @@ def test_exit_counts_what_it_could_not_write() -> None:
     assert err.decode().splitlines() == [
         "hera-middleware: 0 events written, 2 dropped, 0 fields nulled, 0 facts unknown, "
         "0 internal errors"
+    ]
+
+
+def test_broken_stdout_never_kills_the_process() -> None:
+    """E18: even with SIGPIPE at its default action, a closed stdout pipe costs only drops."""
+    r, w = os.pipe()
+    os.close(r)  # nobody will ever read: every write gets EPIPE (and SIGPIPE)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "HERA_"))}
+    env["PYTHONPATH"] = SRC
+    code = (
+        "import signal\n"
+        "signal.signal(signal.SIGPIPE, signal.SIG_DFL)\n"
+        "from hera_middleware.emit import emit_event, flush\n"
+        "for i in range(3):\n"
+        "    emit_event('thing_done', i=i)\n"
+        "assert flush(5)\n"
+    )
+    try:
+        proc = subprocess.run(
+            [sys.executable, "-c", code], env=env, stdout=w, stderr=subprocess.PIPE, timeout=60
+        )
+    finally:
+        os.close(w)
+    assert proc.returncode == 0
+    assert proc.stderr.decode().splitlines() == [
+        "hera-middleware: warning: cannot write events to stdout (EPIPE: Broken pipe); they are "
+        "dropped and counted until it recovers (0 events written, 1 dropped, 0 fields nulled, "
+        "0 facts unknown, 0 internal errors)",
+        "hera-middleware: 0 events written, 3 dropped, 0 fields nulled, 0 facts unknown, "
+        "0 internal errors",
     ]
 
 
