@@ -380,11 +380,25 @@ def _at_exit() -> None:
         for emitter in list(_ALL):
             if not emitter.flush(max(0.0, deadline - time.monotonic())):
                 emitter._abandon()
-        counters = _stats.snapshot()
-        if counters["events_written"] or counters["events_dropped"]:
-            write_stderr(f"hera-middleware: {summary()}")
+        write_summary()
     except Exception:  # the interpreter is going away; never add a traceback to it
         pass
+
+
+_summary_written = False
+
+
+def write_summary() -> None:
+    """The counters as one stderr line, once per process, if anything was emitted.
+
+    Called at lifespan shutdown and at exit: servers such as uvicorn end with the
+    re-raised SIGTERM, and atexit handlers do not run then.
+    """
+    global _summary_written
+    counters = _stats.snapshot()
+    if not _summary_written and (counters["events_written"] or counters["events_dropped"]):
+        _summary_written = True
+        write_stderr(f"hera-middleware: {summary()}")
 
 
 def _after_fork_in_child() -> None:

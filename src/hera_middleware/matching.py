@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from ._diagnostics import internal_error
 from .exchange import Exchange
 from .rules.model import CompiledRule
 
@@ -233,13 +234,20 @@ def evaluate(
     ex: Exchange,
     emit: Callable[[CompiledRule, list[tuple[str, Any]]], None],
 ) -> None:
-    """Run each candidate rule on the finished exchange; emit those that hold."""
+    """Run each candidate rule on the finished exchange; emit those that hold.
+
+    A failing rule is counted and skipped; the rules after it still run.
+    """
     for rule, params in candidates.matches:
-        ex.template_params = params
-        if rule.route and ex.route is not None and ex.route not in rule.route:
+        try:
+            ex.template_params = params
+            if rule.route and ex.route is not None and ex.route not in rule.route:
+                continue
+            if rule.condition is not None and rule.condition(ex) is not True:
+                continue
+            emit(rule, [(name, get(ex)) for name, get in rule.fields])
+        except Exception as exc:
+            internal_error(f"rule {rule.id}", exc)
             continue
-        if rule.condition is not None and rule.condition(ex) is not True:
-            continue
-        emit(rule, [(name, get(ex)) for name, get in rule.fields])
         if rule.stop:
             break

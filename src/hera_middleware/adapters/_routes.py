@@ -28,9 +28,20 @@ def _collect(
             continue  # websocket routes and unnamed routes
         full = f"{scope}{name}"
         table.setdefault(full, []).append((frozenset(methods), prefix + path))
+        # Routers leave the route object (Starlette 1.x, FastAPI) or the endpoint in the
+        # scope; both map to the qualified name ("mount:name").
+        names.setdefault(id(route), full)
         endpoint = getattr(route, "endpoint", None)
         if endpoint is not None:
             names.setdefault(id(endpoint), full)
+
+
+def _is_router(obj: Any) -> bool:
+    try:
+        from starlette.routing import Router
+    except ImportError:  # no Starlette installed: no Starlette router either
+        return False
+    return isinstance(obj, Router)
 
 
 def starlette_routes(app: Any) -> tuple[RouteTable, dict[int, str]] | None:
@@ -44,7 +55,7 @@ def starlette_routes(app: Any) -> tuple[RouteTable, dict[int, str]] | None:
             break
         router = getattr(obj, "router", None)
         routes = getattr(router, "routes", None) if router is not None else None
-        if routes is None and type(obj).__name__ == "Router":
+        if routes is None and _is_router(obj):
             routes = getattr(obj, "routes", None)
         if isinstance(routes, list):
             table: RouteTable = {}

@@ -10,8 +10,9 @@ from typing import Any
 
 from .. import policy
 from .._diagnostics import internal_error
+from .._emitter import write_summary
 from .._types import ASGIApp, Message, Receive, Scope, Send
-from ..emit import Emitter, get_emitter, send_event
+from ..emit import Emitter, flush, get_emitter, send_event
 from ..errors import HeraConfigError, Problem, did_you_mean
 from ..exchange import BodyState, Exchange
 from ..matching import Candidates, RuleSet, evaluate
@@ -110,9 +111,13 @@ class Engine:
 
     def route_name(self, scope: Scope) -> str | None:
         route = scope.get("route")
-        name = getattr(route, "name", None)
-        if isinstance(name, str):
-            return name
+        if route is not None:
+            known = self.endpoint_names.get(id(route))
+            if known is not None:
+                return known
+            name = getattr(route, "name", None)
+            if isinstance(name, str):
+                return name
         endpoint = scope.get("endpoint")
         if endpoint is not None:
             return self.endpoint_names.get(id(endpoint))
@@ -226,14 +231,19 @@ class HeraEvents:
         if engine.key in active:
             await self.app(scope, receive, send)
             return
-        path = app_relative_path(scope["path"], scope.get("root_path", ""))
-        candidates = engine.ruleset.candidates(scope["method"], path)
-        if candidates is None:
+        try:
+            path = app_relative_path(scope["path"], scope.get("root_path", ""))
+            candidates = engine.ruleset.candidates(scope["method"], path)
+            tee = None if candidates is None else _Tee(engine, candidates, scope, path)
+        except Exception as exc:
+            internal_error("request start", exc)
+            tee = None
+        if tee is None:
             await self.app(scope, receive, send)
             return
         token = _ACTIVE.set(active | {engine.key})
         try:
-            await _Tee(engine, candidates, scope, path).run(self.app, receive, send)
+            await tee.run(self.app, receive, send)
         finally:
             _ACTIVE.reset(token)
 
@@ -248,18 +258,21 @@ class HeraEvents:
                     }
                 )
             return
-        engine = self._engine
 
         async def send_wrapper(message: Message) -> None:
             if message["type"] in ("lifespan.shutdown.complete", "lifespan.shutdown.failed"):
                 try:
-                    assert engine is not None
-                    await asyncio.get_running_loop().run_in_executor(None, engine.emitter.flush)
+                    await asyncio.get_running_loop().run_in_executor(None, _shutdown)
                 except Exception as exc:
                     internal_error("flush at shutdown", exc)
             await send(message)
 
         await self.app(scope, receive, send_wrapper)
+
+
+def _shutdown() -> None:
+    flush()
+    write_summary()
 
 
 class _Tee:
@@ -317,7 +330,9 @@ class _Tee:
             except BaseException:
                 self.send_failed = True
                 raise
-            if final:
+            # A 500 may be an error page sent by a middleware that re-raises next
+            # (Starlette's ServerErrorMiddleware): wait for the app to return or raise.
+            if final and self.ex.status != 500:
                 self.finish()
 
         try:

@@ -59,10 +59,19 @@ def _equals(value: Any, literal: Any) -> bool:
 
 def _text(value: Any) -> str | None:
     if isinstance(value, str):
-        return value
+        return value if value.isascii() else _valid_utf8(value)
     if isinstance(value, int) and not isinstance(value, bool):
         return str(value)
     return None
+
+
+def _valid_utf8(text: str) -> str:
+    """The text RE2 can take: lone surrogates (undecodable bytes) become U+FFFD."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "surrogatepass").decode("utf-8", "replace")
+    return text
 
 
 class _Compiler:
@@ -277,7 +286,7 @@ def _body_search(value: Any, found: Callable[[str], bool]) -> bool | None:
     if value is ABSENT:
         return False
     text, whole = value
-    if found(text):
+    if found(_valid_utf8(text)):
         return True
     return False if whole else None
 

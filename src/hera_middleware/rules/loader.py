@@ -14,8 +14,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import orjson
-
 from .. import policy
 from .._stats import count
 from ..catalog import CATALOG, EventType, event_name_problem, field_name_problem
@@ -340,12 +338,12 @@ class _Loader:
             if rule is not None:
                 compiled.append(rule)
         compiled = [_with_index(rule, i) for i, rule in enumerate(compiled)]
+        # repr, not JSON: rule literals may be integers wider than 64 bits.
         fingerprint = hashlib.sha256(
-            orjson.dumps(
+            repr(
                 [[r.id, r.source] for r in compiled]
-                + [sorted((k, repr(v)) for k, (v, _) in layer.options.items())],
-                default=repr,
-            )
+                + [sorted((k, repr(v)) for k, (v, _) in layer.options.items())]
+            ).encode("utf-8", "surrogatepass")
         ).hexdigest()
         return Rules(
             rules=tuple(compiled),
