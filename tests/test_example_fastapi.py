@@ -186,6 +186,13 @@ class Server:
         assert self.proc.returncode in (0, -signal.SIGTERM), log
         assert "Application shutdown complete." in log
         assert "Traceback" not in log
+        # The counters' summary is written at lifespan shutdown (atexit never runs here).
+        assert re.search(
+            r"^hera-middleware: [1-9]\d* events written, 0 dropped, \d+ fields nulled,"
+            r" \d+ facts unknown, 0 internal errors$",
+            log,
+            re.MULTILINE,
+        ), log
 
 
 @pytest.fixture
