@@ -481,3 +481,42 @@ def test_rules_needing_bodies_are_marked() -> None:
         (False, True),
         (True, False),
     ]
+
+
+POSITIONS = [
+    "query.{}",
+    "form.{}",
+    "params.{}",
+    "json.{}",
+    "json.outer.{}",
+    "headers.{}",
+    "cookies.{}",
+    "path.{}",
+    "response.json.{}",
+    "response.location.query.{}",
+]
+
+
+@pytest.mark.parametrize("position", POSITIONS)
+def test_every_forbidden_key_is_refused_as_a_field_in_every_position(position: str) -> None:
+    """The loader refuses each key of the policy table wherever a rule tries to extract it."""
+    from hera_middleware.policy import FORBIDDEN_KEYS
+
+    keys = sorted(
+        {
+            entry.pattern.strip("_")
+            for entry in FORBIDDEN_KEYS
+            if entry.how in ("exact", "contains", "word")
+        }
+    )
+    rules = [
+        {
+            "event": "pkce_authorize",
+            "match": "GET /a",
+            "fields": {"client_id": position.format(key)},
+        }
+        for key in keys
+    ]
+    with pytest.raises(HeraConfigError) as info:
+        load_rules({"rules": rules})
+    assert [p.code for p in info.value.problems] == ["secret-field"] * len(keys)
