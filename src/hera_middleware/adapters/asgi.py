@@ -3,142 +3,19 @@
 from __future__ import annotations
 
 import asyncio
-import contextvars
-import os
-from collections.abc import Callable, Sequence
 from typing import Any
 
-from .. import policy
 from .._diagnostics import internal_error
 from .._emitter import write_summary
 from .._types import ASGIApp, Message, Receive, Scope, Send
-from ..emit import Emitter, flush, get_emitter, send_event
-from ..errors import HeraConfigError, Problem, did_you_mean
+from ..emit import flush
+from ..errors import HeraConfigError
 from ..exchange import BodyState, Exchange
-from ..matching import Candidates, RuleSet, evaluate
-from ..options import Options, resolve_options
-from ..rules.loader import load_rules
-from ..rules.model import CompiledRule, Rules
-from ._routes import RouteTable, starlette_routes
+from ..matching import Candidates
+from ._engine import ACTIVE, Engine, app_relative_path
+from ._routes import starlette_routes
 
-__all__ = ["HeraEvents"]
-
-# Keys of the instances already handling this request, so a second instance with the
-# same configuration stands down instead of emitting twice.
-_ACTIVE: contextvars.ContextVar[frozenset[str]] = contextvars.ContextVar(
-    "hera_middleware_active", default=frozenset()
-)
-
-
-class Engine:
-    """What an adapter needs at run time: candidates, evaluation, emission."""
-
-    def __init__(
-        self,
-        rules: Any,
-        given: dict[str, Any],
-        routes: tuple[RouteTable, dict[int, str]] | None,
-        framework: dict[str, Any] | None = None,
-        framework_name: str = "framework config",
-    ) -> None:
-        if rules is None:
-            rules = os.environ.get("HERA_RULES") or (framework or {}).get("HERA_RULES")
-            if not rules:
-                raise HeraConfigError(
-                    [
-                        Problem(
-                            "<arguments>",
-                            1,
-                            1,
-                            "missing-rules",
-                            "no rules given: pass rules='hera.yaml' (or 'preset:<name>'),"
-                            " or set HERA_RULES",
-                        )
-                    ]
-                )
-        self.rules: Rules = load_rules(rules)
-        self.options: Options = resolve_options(self.rules, given, framework, framework_name)
-        self.route_table = routes[0] if routes else None
-        self.endpoint_names = routes[1] if routes else {}
-        self.ruleset = RuleSet(self.rules.rules, self._templates_of())
-        self.emitter: Emitter = get_emitter(self.options.output, self.options.on_full)
-        self.domain = self.options.domain
-        self.allow = self.rules.allow
-        self.key = f"{self.rules.fingerprint}|{self.domain}|{self.options.output!r}"
-
-    def _templates_of(
-        self,
-    ) -> Callable[[CompiledRule], Sequence[tuple[frozenset[str] | None, str]]]:
-        problems: list[Problem] = []
-        resolved: dict[int, list[tuple[frozenset[str] | None, str]]] = {}
-        for rule in self.rules.rules:
-            out: list[tuple[frozenset[str] | None, str]] = []
-            for text in rule.templates:
-                method, _, path = text.partition(" ")
-                out.append((None if method == "*" else frozenset(method.split("|")), path))
-            file, line, col = rule.source["_at"]
-            for name in rule.route:
-                if self.route_table is None:
-                    problems.append(
-                        Problem(
-                            file,
-                            line,
-                            col,
-                            "no-route-table",
-                            f"`route: {name}` needs the framework's route table,"
-                            " and this app has none",
-                            "write `match: METHOD /path` instead, or wrap the Starlette/FastAPI"
-                            " app itself (or use the Flask or Django adapter)",
-                        )
-                    )
-                elif name not in self.route_table:
-                    problems.append(
-                        Problem(
-                            file,
-                            line,
-                            col,
-                            "unknown-route",
-                            f"the app has no route named {name!r}",
-                            did_you_mean(name, self.route_table),
-                        )
-                    )
-                else:
-                    out.extend(self.route_table[name])
-            resolved[id(rule)] = out
-        if problems:
-            raise HeraConfigError(problems)
-        return lambda rule: resolved[id(rule)]
-
-    def route_name(self, scope: Scope) -> str | None:
-        route = scope.get("route")
-        if route is not None:
-            known = self.endpoint_names.get(id(route))
-            if known is not None:
-                return known
-            name = getattr(route, "name", None)
-            if isinstance(name, str):
-                return name
-        endpoint = scope.get("endpoint")
-        if endpoint is not None:
-            return self.endpoint_names.get(id(endpoint))
-        return None
-
-    def emit(self, rule: CompiledRule, fields: list[tuple[str, Any]]) -> None:
-        allow = self.allow
-        clean = policy.clean_value
-        send_event(
-            rule.event.name,
-            {name: clean(name, value, allow.get(name)) for name, value in fields},
-            domain=self.domain,
-            emitter=self.emitter,
-        )
-
-    def finish(self, candidates: Candidates, ex: Exchange) -> None:
-        """Evaluate and emit; never raises (fail open)."""
-        try:
-            evaluate(candidates, ex, self.emit)
-        except Exception as exc:
-            internal_error("rule evaluation", exc)
+__all__ = ["HeraEvents", "app_relative_path"]
 
 
 def _in_running_loop() -> bool:
@@ -147,16 +24,6 @@ def _in_running_loop() -> bool:
     except RuntimeError:
         return False
     return True
-
-
-def app_relative_path(path: str, root_path: str) -> str:
-    """``path`` with ``root_path`` removed when it starts with it."""
-    root_path = root_path.rstrip("/")
-    if root_path and path.startswith(root_path):
-        rest = path[len(root_path) :]
-        if not rest or rest[0] == "/":
-            return rest or "/"
-    return path
 
 
 class HeraEvents:
@@ -227,7 +94,7 @@ class HeraEvents:
         engine = self._engine
         if engine is None:
             raise self._error  # type: ignore[misc]
-        active = _ACTIVE.get()
+        active = ACTIVE.get()
         if engine.key in active:
             await self.app(scope, receive, send)
             return
@@ -241,11 +108,11 @@ class HeraEvents:
         if tee is None:
             await self.app(scope, receive, send)
             return
-        token = _ACTIVE.set(active | {engine.key})
+        token = ACTIVE.set(active | {engine.key})
         try:
             await tee.run(self.app, receive, send)
         finally:
-            _ACTIVE.reset(token)
+            ACTIVE.reset(token)
 
     async def _lifespan(self, scope: Scope, receive: Receive, send: Send) -> None:
         if self._error is not None:
@@ -407,7 +274,7 @@ class _Tee:
         ex = self.ex
         try:
             scope = self.scope
-            ex.route = self.engine.route_name(scope)
+            ex.route = self.engine.route_name(scope.get("route"), scope.get("endpoint"))
             params = scope.get("path_params")
             if isinstance(params, dict):
                 ex.path_params = params

@@ -1,0 +1,151 @@
+"""The framework-neutral runtime that every adapter drives.
+
+An :class:`Engine` is made once per middleware instance: it loads and indexes the
+rules, resolves the options, and emits the events of a finished exchange.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import os
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from .. import policy
+from .._diagnostics import internal_error
+from ..emit import Emitter, get_emitter, send_event
+from ..errors import HeraConfigError, Problem, did_you_mean
+from ..exchange import Exchange
+from ..matching import Candidates, RuleSet, evaluate
+from ..options import Options, resolve_options
+from ..rules.loader import load_rules
+from ..rules.model import CompiledRule, Rules
+from ._routes import RouteTable
+
+__all__ = ["ACTIVE", "Engine", "app_relative_path"]
+
+# Keys of the instances already handling this request, so a second instance with the
+# same configuration stands down instead of emitting twice.
+ACTIVE: contextvars.ContextVar[frozenset[str]] = contextvars.ContextVar(
+    "hera_middleware_active", default=frozenset()
+)
+
+
+class Engine:
+    """What an adapter needs at run time: candidates, evaluation, emission."""
+
+    def __init__(
+        self,
+        rules: Any,
+        given: dict[str, Any],
+        routes: tuple[RouteTable, dict[int, str]] | None,
+        framework: dict[str, Any] | None = None,
+        framework_name: str = "framework config",
+    ) -> None:
+        if rules is None:
+            rules = os.environ.get("HERA_RULES") or (framework or {}).get("HERA_RULES")
+            if not rules:
+                raise HeraConfigError(
+                    [
+                        Problem(
+                            "<arguments>",
+                            1,
+                            1,
+                            "missing-rules",
+                            "no rules given: pass rules='hera.yaml' (or 'preset:<name>'),"
+                            " or set HERA_RULES",
+                        )
+                    ]
+                )
+        self.rules: Rules = load_rules(rules)
+        self.options: Options = resolve_options(self.rules, given, framework, framework_name)
+        self.route_table = routes[0] if routes else None
+        self.endpoint_names = routes[1] if routes else {}
+        self.ruleset = RuleSet(self.rules.rules, self._templates_of())
+        self.emitter: Emitter = get_emitter(self.options.output, self.options.on_full)
+        self.domain = self.options.domain
+        self.allow = self.rules.allow
+        self.key = f"{self.rules.fingerprint}|{self.domain}|{self.options.output!r}"
+
+    def _templates_of(
+        self,
+    ) -> Callable[[CompiledRule], Sequence[tuple[frozenset[str] | None, str]]]:
+        problems: list[Problem] = []
+        resolved: dict[int, list[tuple[frozenset[str] | None, str]]] = {}
+        for rule in self.rules.rules:
+            out: list[tuple[frozenset[str] | None, str]] = []
+            for text in rule.templates:
+                method, _, path = text.partition(" ")
+                out.append((None if method == "*" else frozenset(method.split("|")), path))
+            file, line, col = rule.source["_at"]
+            for name in rule.route:
+                if self.route_table is None:
+                    problems.append(
+                        Problem(
+                            file,
+                            line,
+                            col,
+                            "no-route-table",
+                            f"`route: {name}` needs the framework's route table,"
+                            " and this app has none",
+                            "write `match: METHOD /path` instead, or wrap the Starlette/FastAPI"
+                            " app itself (or use the Flask or Django adapter)",
+                        )
+                    )
+                elif name not in self.route_table:
+                    problems.append(
+                        Problem(
+                            file,
+                            line,
+                            col,
+                            "unknown-route",
+                            f"the app has no route named {name!r}",
+                            did_you_mean(name, self.route_table),
+                        )
+                    )
+                else:
+                    out.extend(self.route_table[name])
+            resolved[id(rule)] = out
+        if problems:
+            raise HeraConfigError(problems)
+        return lambda rule: resolved[id(rule)]
+
+    def route_name(self, route: Any, endpoint: Any = None) -> str | None:
+        """The qualified name of the route object (or endpoint) a router chose."""
+        if route is not None:
+            known = self.endpoint_names.get(id(route))
+            if known is not None:
+                return known
+            name = getattr(route, "name", None)
+            if isinstance(name, str):
+                return name
+        if endpoint is not None:
+            return self.endpoint_names.get(id(endpoint))
+        return None
+
+    def emit(self, rule: CompiledRule, fields: list[tuple[str, Any]]) -> None:
+        allow = self.allow
+        clean = policy.clean_value
+        send_event(
+            rule.event.name,
+            {name: clean(name, value, allow.get(name)) for name, value in fields},
+            domain=self.domain,
+            emitter=self.emitter,
+        )
+
+    def finish(self, candidates: Candidates, ex: Exchange) -> None:
+        """Evaluate and emit; never raises (fail open)."""
+        try:
+            evaluate(candidates, ex, self.emit)
+        except Exception as exc:
+            internal_error("rule evaluation", exc)
+
+
+def app_relative_path(path: str, root_path: str) -> str:
+    """``path`` with ``root_path`` removed when it starts with it."""
+    root_path = root_path.rstrip("/")
+    if root_path and path.startswith(root_path):
+        rest = path[len(root_path) :]
+        if not rest or rest[0] == "/":
+            return rest or "/"
+    return path
