@@ -18,6 +18,7 @@ def test_top_level_names() -> None:
         "EventType",
         "HeraConfigError",
         "HeraEvents",
+        "HeraEventsWSGI",
         "Problem",
         "Rule",
         "Rules",

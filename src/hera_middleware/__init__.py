@@ -2,9 +2,10 @@
 
 Wire it in with one line and a rule file::
 
-    from hera_middleware import HeraEvents
+    from hera_middleware import HeraEvents, HeraEventsWSGI
 
-    app.add_middleware(HeraEvents, rules="hera.yaml")
+    app.add_middleware(HeraEvents, rules="hera.yaml")            # ASGI
+    app.wsgi_app = HeraEventsWSGI(app.wsgi_app, rules="hera.yaml")  # WSGI
 
 Each exchange that a rule matches writes one JSON line such as
 ``{"type":"audit","event":"pkce_authorize","client_id":"web","domain":"ciam","ts":"..."}``.
@@ -13,6 +14,7 @@ Each exchange that a rule matches writes one JSON line such as
 from __future__ import annotations
 
 from .adapters.asgi import HeraEvents
+from .adapters.wsgi import HeraEventsWSGI
 from .catalog import CATALOG, EventType
 from .emit import emit_event, flush, stats
 from .errors import HeraConfigError, Problem
@@ -24,6 +26,7 @@ __all__ = [
     "EventType",
     "HeraConfigError",
     "HeraEvents",
+    "HeraEventsWSGI",
     "Problem",
     "Rule",
     "Rules",
