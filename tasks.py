@@ -1,6 +1,9 @@
 #!/usr/bin/env python3
 """Set up a virtualenv and run a task: ``python3 tasks.py demo`` or ``python3 tasks.py test``.
 
+``python3 tasks.py demo`` runs the FastAPI example, ``python3 tasks.py demo flask`` the
+Flask one on Authlib.
+
 Only the Python standard library is needed to start; everything else is installed
 into ``.venv`` beside this file.
 """
@@ -36,9 +39,17 @@ def setup(extra: str) -> None:
     marker.write_text(stamp)
 
 
+#: ``python3 tasks.py demo [NAME]``: the example each name runs (the first is the default).
+DEMOS = {"fastapi": "fastapi_app", "flask": "flask_app"}
+
+
 def demo() -> None:
+    name = sys.argv[2] if len(sys.argv) > 2 else next(iter(DEMOS))
+    if name not in DEMOS or len(sys.argv) > 3:
+        print(f"usage: python3 tasks.py demo [{'|'.join(DEMOS)}]", file=sys.stderr)
+        sys.exit(2)
     setup("examples")
-    run(PY, ROOT / "examples" / "fastapi_app" / "demo.py")
+    run(PY, ROOT / "examples" / DEMOS[name] / "demo.py")
 
 
 def test() -> None:
@@ -55,7 +66,8 @@ TASKS = {"demo": demo, "test": test}
 
 if __name__ == "__main__":
     if len(sys.argv) < 2 or sys.argv[1] not in TASKS:
-        print(f"usage: python3 tasks.py {{{','.join(TASKS)}}} [pytest args]", file=sys.stderr)
+        usage = f"python3 tasks.py demo [{'|'.join(DEMOS)}] | python3 tasks.py test [pytest args]"
+        print(f"usage: {usage}", file=sys.stderr)
         sys.exit(2)
     try:
         TASKS[sys.argv[1]]()
