@@ -76,7 +76,8 @@ def test_all_errors_of_a_file_are_reported_together_in_file_order() -> None:
         "hera.yaml:23:33: bad-regex: the regex '(a)\\\\1' cannot run in linear time or is invalid:"
         " invalid escape sequence: \\1"
         " (hint: backreferences and lookaround are not supported (RE2 syntax))",
-        "hera.yaml:25:11: bad-value: `stop` is true or false",
+        "hera.yaml:25:11: bad-value: `stop` is true or false"
+        " (hint: YAML 1.2 reads only true/false as booleans; yes, no, on, off are strings)",
         "hera.yaml:26:11: unknown-rule: no inherited rule has the id 'nothing'",
     ]
 

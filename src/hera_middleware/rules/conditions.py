@@ -176,7 +176,32 @@ class _Compiler:
             self.error(node, "bad-matcher", "response.body takes {contains: ...} or {regex: ...}")
         if isinstance(literal, (dict, list)):
             self.error(node, "bad-matcher", "`equals` takes a scalar")
+        elif fact.family == "raised" and not isinstance(literal, bool):
+            self.error(
+                node,
+                "bad-matcher",
+                "raised is true or false",
+                "YAML 1.2 reads only true/false as booleans; yes, no, on, off are strings",
+            )
+        elif fact.family == "response.status":
+            literal = self.status(node, literal)
         return lambda v: v is not ABSENT and _equals(v, literal)
+
+    def status(self, node: Node, literal: Any) -> Any:
+        """A status literal: 100-599 (number or digits) or a class like 4xx."""
+        if isinstance(literal, str) and _STATUS_CLASS.fullmatch(literal.lower()):
+            return literal.lower()
+        if isinstance(literal, str) and literal.isdigit():
+            literal = int(literal)
+        if isinstance(literal, int) and not isinstance(literal, bool) and 100 <= literal <= 599:
+            return literal
+        self.error(
+            node,
+            "bad-matcher",
+            f"{literal!r} is no HTTP status",
+            "write a code from 100 to 599, a list of them, or a class such as 4xx",
+        )
+        return literal
 
     def check_secret(self, node: Node, fact: Fact, matcher: str) -> None:
         problem = policy.condition_problem(fact.text, matcher)
@@ -269,6 +294,9 @@ class _Compiler:
         ):
             low = a["min"].value if "min" in a else None
             high = a["max"].value if "max" in a else None
+            if low is not None and high is not None and low > high:
+                self.error(arg, "bad-matcher", f"`length` has min {low} above max {high}")
+                return _never_value
         else:
             self.error(arg, "bad-matcher", "`length` takes a whole number or {min: N, max: N}")
             return _never_value

@@ -6,6 +6,7 @@ Every problem of every file is collected and raised together as one
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import os
 import re
@@ -19,6 +20,7 @@ from .._stats import count
 from ..catalog import CATALOG, EventType, event_name_problem, field_name_problem
 from ..errors import HeraConfigError, Problem, did_you_mean
 from ..exchange import ABSENT, UNKNOWN, Exchange
+from ..matching import compile_template
 from ._yaml import Node, caller_location, from_python, parse_yaml
 from .conditions import compile_condition
 from .facts import Fact, parse_fact
@@ -91,27 +93,45 @@ class _Loader:
 
     # -- sources ---------------------------------------------------------------
 
-    def source(self, source: Any, stack: tuple[str, ...], base: Path, where: Node | None) -> _Layer:
+    def source(
+        self,
+        source: Any,
+        stack: tuple[str, ...],
+        base: Path,
+        where: Node | None,
+        inherited: _Layer | None = None,
+    ) -> _Layer:
+        """Load one source on top of ``inherited`` (what the sources before it gave)."""
         if isinstance(source, Rule):
             file, line = source.origin
             node = from_python({"rules": [source.as_mapping()]}, file, line)
-            return self.layer(node, base, f"{file}:{line}", stack)
+            return self.layer(node, base, f"{file}:{line}", stack, inherited)
         if isinstance(source, Mapping):
             file, line = caller_location()
-            return self.layer(from_python(source, file, line), base, f"{file}:{line}", stack)
+            node = from_python(source, file, line)
+            return self.layer(node, base, f"{file}:{line}", stack, inherited)
         if isinstance(source, (str, os.PathLike)):
-            return self.file(os.fspath(source), stack, base, where)
+            return self.file(os.fspath(source), stack, base, where, inherited)
         if isinstance(source, Sequence) and not isinstance(source, bytes):
-            layer = _Layer()
+            # Each item builds on all before it, as if it extended them.
+            layer = inherited if inherited is not None else _Layer()
             for item in source:
-                layer.merge(self.source(item, stack, base, where))
+                layer = self.source(item, stack, base, where, layer)
             return layer
         raise TypeError(
             "rules= takes a path, 'preset:<name>', a mapping, a Rule, or a list of those; "
             f"got {type(source).__name__}"
         )
 
-    def file(self, spec: str, stack: tuple[str, ...], base: Path, where: Node | None) -> _Layer:
+    def file(
+        self,
+        spec: str,
+        stack: tuple[str, ...],
+        base: Path,
+        where: Node | None,
+        inherited: _Layer | None = None,
+    ) -> _Layer:
+        keep = inherited if inherited is not None else _Layer()
         if spec.startswith("preset:"):
             name = spec[len("preset:") :]
             path = preset_path(name)
@@ -120,7 +140,7 @@ class _Loader:
                     "presets are " + ", ".join(available_presets()) if available_presets() else None
                 )
                 self.locate(where, spec, "unknown-preset", f"there is no preset {name!r}", hint)
-                return _Layer()
+                return keep
             label = spec
         else:
             path = Path(os.path.abspath(base / spec))
@@ -129,7 +149,7 @@ class _Loader:
         if key in stack:
             chain = " -> ".join([*stack[stack.index(key) :], key])
             self.locate(where, spec, "extends-cycle", f"extends goes round in a circle: {chain}")
-            return _Layer()
+            return keep
         try:
             text = path.read_text(encoding="utf-8")
         except FileNotFoundError:
@@ -137,11 +157,11 @@ class _Loader:
             if where is not None:
                 hint = "paths in extends are relative to the file that names them"
             self.locate(where, spec, "file-not-found", f"no rule file at {path}", hint)
-            return _Layer()
+            return keep
         except (OSError, UnicodeDecodeError) as exc:
             self.locate(where, spec, "file-unreadable", f"cannot read {path}: {exc}")
-            return _Layer()
-        return self.text(text, str(path), label, (*stack, key), path.parent)
+            return keep
+        return self.text(text, str(path), label, (*stack, key), path.parent, inherited)
 
     def locate(
         self, where: Node | None, spec: str, code: str, message: str, hint: str | None = None
@@ -152,29 +172,59 @@ class _Loader:
             file = spec if spec.startswith("preset:") else os.path.abspath(spec)
             self.problems.append(Problem(file, 1, 1, code, message, hint))
 
-    def text(self, text: str, file: str, label: str, stack: tuple[str, ...], base: Path) -> _Layer:
+    def text(
+        self,
+        text: str,
+        file: str,
+        label: str,
+        stack: tuple[str, ...],
+        base: Path,
+        inherited: _Layer | None = None,
+    ) -> _Layer:
         self.files.setdefault(file, len(self.files))
         root, problems = parse_yaml(text, file)
         self.problems.extend(problems)
         if root is None:
-            return _Layer(sources=[label])
-        return self.layer(root, base, label, stack)
+            if not problems:
+                self.problems.append(
+                    Problem(
+                        file,
+                        1,
+                        1,
+                        "empty-file",
+                        "the rule file is empty",
+                        "a rule file holds at least `rules:` (or `extends:`)",
+                    )
+                )
+            keep = inherited if inherited is not None else _Layer()
+            keep.sources.append(label)
+            return keep
+        return self.layer(root, base, label, stack, inherited)
 
     # -- one file's top level -------------------------------------------------
 
-    def layer(self, root: Node, base: Path, label: str, stack: tuple[str, ...]) -> _Layer:
+    def layer(
+        self,
+        root: Node,
+        base: Path,
+        label: str,
+        stack: tuple[str, ...],
+        inherited: _Layer | None = None,
+    ) -> _Layer:
+        if inherited is None:
+            inherited = _Layer()
         if not isinstance(root.value, dict):
             self.error(root, "bad-file", "a rule file is a mapping with a `rules:` list")
-            return _Layer(sources=[label])
+            inherited.sources.append(label)
+            return inherited
         top: dict[str, Node] = root.value
         for key in top:
             if key not in TOP_KEYS:
                 hint = did_you_mean(key, TOP_KEYS) or "top-level keys are " + ", ".join(TOP_KEYS)
                 self.problems.append(root.key_at(key, "unknown-key", f"unknown key {key!r}", hint))
-        inherited = _Layer()
         if "extends" in top:
             for item in self.str_list(top["extends"], "extends"):
-                inherited.merge(self.file(item.value, stack, base, item))
+                inherited = self.file(item.value, stack, base, item, inherited)
         own = _Layer(sources=[label])
         for name in OPTION_DEFAULTS:
             if name in top:
@@ -384,12 +434,17 @@ class _Loader:
             fields, req2, resp2 = self.fields(node, keys.get("fields"), event)
             request_body |= req2
             response_body |= resp2
+        elif isinstance(keys.get("fields"), Node) and isinstance(keys["fields"].value, dict):
+            for source in keys["fields"].value.values():  # still report bad sources
+                self.field_source(source)
+        if templates and not route:
+            self.check_path_params(keys, templates)
         stop = False
         if "stop" in keys:
             if isinstance(keys["stop"].value, bool):
                 stop = keys["stop"].value
             else:
-                self.error(keys["stop"], "bad-value", "`stop` is true or false")
+                self.error(keys["stop"], "bad-value", "`stop` is true or false", _YAML12_HINT)
         if len(self.problems) > before or event is None:
             return None
         origin = f"{node.file}:{node.line}"
@@ -405,8 +460,41 @@ class _Loader:
             stop=stop,
             request_body=request_body,
             response_body=response_body,
-            source={**node.plain(), "_at": (node.file, node.line, node.col)},
+            source={
+                **node.plain(),
+                "_at": (node.file, node.line, node.col),
+                "_route_at": (
+                    (keys["route"].file, keys["route"].line, keys["route"].col)
+                    if "route" in keys
+                    else (node.file, node.line, node.col)
+                ),
+            },
         )
+
+    def check_path_params(self, keys: dict[str, Node], templates: tuple[str, ...]) -> None:
+        """A `path.NAME` fact must name a parameter of the rule's own templates."""
+        names: set[str] = set()
+        for text in templates:
+            names.update(compile_template(text.partition(" ")[2]).names)
+        found = _condition_facts(keys["if"]) if "if" in keys else []
+        found += _field_facts(keys["fields"]) if "fields" in keys else []
+        for node, fact in found:
+            if not fact.startswith("path.") or fact[5:] in names:
+                continue
+            if isinstance(node.value, str) and policy.field_source_problem(fact):
+                continue  # reported already, as a secret
+            close = difflib.get_close_matches(fact[5:], sorted(names), n=1)
+            if close:
+                hint = f"did you mean 'path.{close[0]}'?"
+            elif names:
+                hint = "the rule's templates have the parameters " + ", ".join(sorted(names))
+            else:
+                hint = "the rule's templates have no parameters"
+            problem = f"{fact} is no parameter of this rule's `match`"
+            if isinstance(node.value, dict):
+                self.problems.append(node.key_at(fact, "unknown-param", problem, hint))
+            else:
+                self.error(node, "unknown-param", problem, hint)
 
     def event(
         self, rule: Node, node: Node | None, events: Mapping[str, EventType]
@@ -441,8 +529,6 @@ class _Loader:
             return None, ()
         if match is None:
             return None, ()
-        from ..matching import compile_template
-
         methods: set[str] | None = set()
         templates: list[str] = []
         for item in self.str_list(match, "match"):
@@ -526,13 +612,13 @@ class _Loader:
                     )
                 )
                 continue
-            getter, req, resp = self.field_source(given[name])
+            getter, req, resp = self.field_source(given[name], name)
             request_body |= req
             response_body |= resp
             out.append((name, getter))
         return out, request_body, response_body
 
-    def field_source(self, node: Node) -> tuple[FieldGetter, bool, bool]:
+    def field_source(self, node: Node, field: str = "") -> tuple[FieldGetter, bool, bool]:
         value = node.value
         if isinstance(value, str):
             fact = self.field_fact(node)
@@ -557,6 +643,10 @@ class _Loader:
             )
         if isinstance(value, dict) and set(value) == {"value"}:
             literal = self.literal(value["value"])
+            if field == "first_login" and literal is not None and not isinstance(literal, bool):
+                self.error(
+                    value["value"], "bad-value", "first_login is true, false or null", _YAML12_HINT
+                )
             return (lambda ex: literal), False, False
         if isinstance(value, dict) and set(value) == {"if"}:
             predicate, req, resp = compile_condition(value["if"], self.problems)
@@ -585,15 +675,49 @@ class _Loader:
     def field_fact(self, node: Node) -> Fact | None:
         parsed = parse_fact(node.value)
         if not isinstance(parsed, Fact):
-            self.error(
-                node, "unknown-fact", parsed[0], f"for a literal write {{value: {node.value}}}"
-            )
+            message, hint = parsed
+            if not (hint or "").startswith("did you mean"):
+                hint = f"for a literal write {{value: {node.value}}}"
+            self.error(node, "unknown-fact", message, hint)
             return None
         problem = policy.field_source_problem(parsed.text)
         if problem:
             self.error(node, "secret-field", problem)
             return None
         return parsed
+
+
+_YAML12_HINT = "YAML 1.2 reads only true/false as booleans; yes, no, on, off are strings"
+
+
+def _condition_facts(node: Node) -> list[tuple[Node, str]]:
+    """Every (node, fact) an `if:` condition tests, at any depth."""
+    out: list[tuple[Node, str]] = []
+    if isinstance(node.value, list):
+        for item in node.value:
+            out.extend(_condition_facts(item))
+    elif isinstance(node.value, dict):
+        for key, value in node.value.items():
+            if key in ("all", "any", "not"):
+                out.extend(_condition_facts(value))
+            else:
+                out.append((node, key))
+    return out
+
+
+def _field_facts(node: Node) -> list[tuple[Node, str]]:
+    """Every (node, fact) a `fields:` mapping reads, `{if:}` conditions included."""
+    out: list[tuple[Node, str]] = []
+    if not isinstance(node.value, dict):
+        return out
+    for source in node.value.values():
+        items = source.value if isinstance(source.value, list) else [source]
+        for item in items:
+            if isinstance(item.value, str):
+                out.append((item, item.value))
+            elif isinstance(item.value, dict) and "if" in item.value:
+                out.extend(_condition_facts(item.value["if"]))
+    return out
 
 
 @dataclass(frozen=True)
