@@ -701,3 +701,47 @@ def test_pages_without_events(shared: Server) -> None:
     with signed_in_client(shared) as client:
         assert client.get("/login").headers["location"] == "/"
     shared.settle()
+
+
+def test_werkzeug_server_keeps_stdout_for_events() -> None:
+    """``python app.py`` (Werkzeug's server) logs to stderr only: the first line on its
+    stdout is the event of the first request, nothing follows, and Ctrl-C stops it
+    cleanly."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    path = [str(Path(hera_middleware.__file__).resolve().parents[1])]
+    path += [os.environ["PYTHONPATH"]] if os.environ.get("PYTHONPATH") else []
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HERA_")}
+    env |= {"PORT": str(port), "PYTHONPATH": os.pathsep.join(path)}
+    proc = subprocess.Popen(
+        [sys.executable, "app.py"],
+        cwd=EXAMPLE,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert proc.stdout is not None
+    first: queue.Queue[bytes] = queue.Queue()
+    reader = threading.Thread(target=lambda: first.put(proc.stdout.readline()), daemon=True)
+    reader.start()
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            assert proc.poll() is None, "the server exited"
+            try:
+                response = httpx.get(f"http://127.0.0.1:{port}/login", timeout=1)
+                break
+            except httpx.TransportError:
+                assert time.monotonic() < deadline, "the server did not start within 20 s"
+                time.sleep(0.05)
+        assert response.status_code == 200
+        line = first.get(timeout=WAIT).decode()
+    finally:
+        proc.send_signal(signal.SIGINT)
+        rest, err = proc.communicate(timeout=15)
+    assert line == line_of(*MARKER, json.loads(line)["ts"])
+    assert rest == b""
+    assert proc.returncode == 0, err
+    assert b'"GET /login HTTP/1.1" 200' in err
+    assert re.search(rb"^hera-middleware: 1 events written, 0 dropped", err, re.MULTILINE), err

@@ -825,5 +825,8 @@ def create_app(settings: Settings | None = None, config: Mapping[str, Any] | Non
 app = create_app(Settings.from_env())
 
 if __name__ == "__main__":
-    # Werkzeug's request log goes to stderr; stdout carries audit events only.
-    app.run(host="127.0.0.1", port=int(os.environ.get("PORT", "5000")), threaded=False)
+    from werkzeug.serving import run_simple
+
+    # Not app.run(): its banner goes to stdout. Werkzeug's own log goes to stderr, so
+    # stdout carries audit events only.
+    run_simple("127.0.0.1", int(os.environ.get("PORT", "5000")), app, threaded=False)
