@@ -510,7 +510,7 @@ def test_route_rule_without_route_table_is_a_config_error() -> None:
         HeraEvents(bare, rules=load_rules(text=ROUTE_RULES), output=lambda e: None)
     assert [p.code for p in raised.value.problems] == ["no-route-table", "no-route-table"]
     assert str(raised.value.problems[0]) == (
-        "<text>:3:5: no-route-table: `route: social_callback` needs the framework's route table, "
+        "<text>:4:12: no-route-table: `route: social_callback` needs the framework's route table, "
         "and this app has none (hint: write `match: METHOD /path` instead, or wrap the "
         "Starlette/FastAPI app itself (or use the Flask or Django adapter))"
     )
@@ -525,7 +525,8 @@ def test_unknown_route_name_is_a_config_error() -> None:
             output=lambda e: None,
         )
     assert [str(p) for p in raised.value.problems] == [
-        "<text>:9:5: unknown-route: the app has no route named 'tokn' (hint: did you mean 'token'?)"
+        "<text>:10:12: unknown-route: the app has no route named 'tokn'"
+        " (hint: did you mean 'token'?)"
     ]
 
 
@@ -803,7 +804,11 @@ async def test_bad_rules_fail_lifespan_startup(tmp_path: Path) -> None:
     app = starlette_routes_app()
     app.add_middleware(HeraEvents, rules=str(tmp_path / "bad.yaml"), output=lambda e: None)
     server = lifespan_server()
-    await asyncio.wait_for(app(copy.deepcopy(LIFESPAN_SCOPE), server.receive, server.send), BOUND)
+    # After reporting the failure the app raises, as Starlette's own router does.
+    with pytest.raises(HeraConfigError):
+        await asyncio.wait_for(
+            app(copy.deepcopy(LIFESPAN_SCOPE), server.receive, server.send), BOUND
+        )
     assert [m["type"] for m in server.log.sent_copies] == ["lifespan.startup.failed"]
     assert f"{tmp_path}/{BAD_LINE}" in server.log.sent_copies[0]["message"]
     http = Server(chunked(TOKEN_FORM, 64))

@@ -28,7 +28,7 @@ from starlette.responses import FileResponse, JSONResponse, PlainTextResponse, S
 from starlette.routing import Mount, Route
 
 import hera_middleware
-from hera_middleware import HeraEvents, _diagnostics, _stats, load_rules, policy
+from hera_middleware import HeraConfigError, HeraEvents, _diagnostics, _stats, load_rules, policy
 from hera_middleware.testing import capture_events
 
 pytest.register_assert_rewrite("_asgi_harness")
@@ -1180,26 +1180,11 @@ async def test_e15_unencodable_values(
     check_output(output, events, capsys.readouterr().err)
 
 
-@pytest.mark.parametrize(
-    "clean",
-    [pytest.param(True, id="policed"), pytest.param(False, id="unpoliced")],
-)
-async def test_e15_integer_literal_over_64_bits(
-    clean: bool, output: Output, capsys: Any, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """A rule whose literal field value is an integer over 64 bits loads, and its event is one valid
-    line with "redacted".
-    """
-    if not clean:
-        monkeypatch.setattr(policy, "clean_value", _pass_through)
-    rules = load_rules(text=LITERAL_RULES)
-    inner = Log()
-    app = HeraEvents(Spy(reading_app(), inner), rules=rules, output=output.spec)
-    server = Server([{"type": "http.request", "body": b"", "more_body": False}])
-    with capture_events() as events:
-        await server.run(app, http_scope("GET", "/literal", headers=REQUEST_HEADERS))
-    assert server.log.starts()[0]["status"] == 200
-    assert_transparent(server.log, inner)
-    assert_events(events, [event("value_seen", value="redacted")])
-    assert hera_middleware.stats()["internal_errors"] == 0
-    check_output(output, events, capsys.readouterr().err)
+def test_e15_integer_literal_over_64_bits_is_refused_at_load() -> None:
+    """A rule literal no event line could carry (an integer over 64 bits) is a load error."""
+    with pytest.raises(HeraConfigError) as raised:
+        load_rules(text=LITERAL_RULES)
+    assert [p.code for p in raised.value.problems] == ["yaml-value"]
+    assert str(raised.value.problems[0]).endswith(
+        "yaml-value: the number is too large (64 bits at most)"
+    )

@@ -57,6 +57,13 @@ def ids(rs: RuleSet, method: str, path: str) -> list[tuple[str, dict[str, str]]]
         pytest.param("/files/{rest:path}", "/files/a/b/c.txt", {"rest": "a/b/c.txt"}, id="path"),
         pytest.param("/img/{name}.png", "/img/logo.png", {"name": "logo"}, id="in-segment"),
         pytest.param("/o/authorize/", "/o/authorize/", {}, id="trailing-slash"),
+        pytest.param(
+            "/files/{name}.{ext}",
+            "/files/a.b.txt",
+            {"name": "a.b", "ext": "txt"},
+            id="two-in-a-segment-like-starlette",
+        ),
+        pytest.param("/", "/", {}, id="root"),
     ],
 )
 def test_templates_match_and_capture_params(
@@ -122,6 +129,13 @@ def test_ten_thousand_templates_index_correctly() -> None:
         pytest.param("x", "the path 'x' must start with '/'", id="relative"),
         pytest.param("/a/{x}/{x}", "the parameter 'x' appears twice in '/a/{x}/{x}'", id="twice"),
         pytest.param("/a/{x", "unbalanced braces in '/a/{x'", id="unbalanced"),
+        pytest.param(
+            "/x?y=1",
+            "the path '/x?y=1' has a query or fragment; test query.NAME in `if:`",
+            id="query",
+        ),
+        pytest.param("/a/../b", "the path '/a/../b' has an empty, '.' or '..' segment", id="dots"),
+        pytest.param("//x", "the path '//x' has an empty, '.' or '..' segment", id="empty"),
     ],
 )
 def test_bad_templates_fail_at_load(template: str, message: str) -> None:

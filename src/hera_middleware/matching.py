@@ -54,8 +54,13 @@ def compile_template(text: str) -> Template:
     parts = text[1:].split("/")
     segments: list[_Segment] = []
     names: list[str] = []
+    if "?" in text or "#" in text:
+        raise ValueError(f"the path {text!r} has a query or fragment; test query.NAME in `if:`")
     for i, part in enumerate(parts):
+        if part in (".", "..") or (not part and i < len(parts) - 1):
+            raise ValueError(f"the path {text!r} has an empty, '.' or '..' segment")
         pieces: list[str] = []
+        literals: list[str] = []
         pos = 0
         rest_name: str | None = None
         for m in _PARAM.finditer(part):
@@ -73,12 +78,12 @@ def compile_template(text: str) -> Template:
                 if i != len(parts) - 1 or m.start() != 0 or m.end() != len(part):
                     raise ValueError(f"a path parameter must be the whole last segment: {text!r}")
                 rest_name = name
+            literals.append(part[pos : m.start()])
             pieces.append(re.escape(part[pos : m.start()]))
             pieces.append(f"(?P<{name}>{_CONVERTERS[converter]})")
             pos = m.end()
-        if any(c in part[pos:] for c in "{}<>") or any(
-            c in part[: m.start()] for m in _PARAM.finditer(part) for c in "{}<>"
-        ):
+        literals.append(part[pos:])
+        if any(c in lit for lit in literals for c in "{}<>"):
             raise ValueError(f"unbalanced braces in {text!r}")
         if rest_name is not None:
             segments.append(_Segment(None, rest=rest_name))

@@ -9,7 +9,7 @@ from .._diagnostics import internal_error
 from .._emitter import write_summary
 from .._types import ASGIApp, Message, Receive, Scope, Send
 from ..emit import flush
-from ..errors import HeraConfigError
+from ..errors import HeraConfigError, Problem
 from ..exchange import BodyState, Exchange
 from ..matching import Candidates
 from ._engine import ACTIVE, Engine, app_relative_path
@@ -77,11 +77,22 @@ class HeraEvents:
         try:
             self._engine: Engine | None = Engine(rules, given, starlette_routes(app))
         except HeraConfigError as exc:
-            if not _in_running_loop():
-                raise
-            # Raising here would be swallowed by a server's lifespan "auto" mode.
-            self._engine = None
-            self._error = exc
+            self._fail(exc)
+        except (TypeError, ValueError, RecursionError) as exc:
+            # Not located in a file, but still a configuration that must not serve.
+            problem = Problem(
+                "<configuration>", 1, 1, "bad-configuration", f"{type(exc).__name__}: {exc}"
+            )
+            error = HeraConfigError([problem])
+            error.__cause__ = exc
+            self._fail(error)
+
+    def _fail(self, exc: HeraConfigError) -> None:
+        if not _in_running_loop():
+            raise exc
+        # Raising here would be swallowed by a server's lifespan "auto" mode.
+        self._engine = None
+        self._error = exc
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
@@ -124,7 +135,9 @@ class HeraEvents:
                         "message": f"hera-middleware: invalid configuration:\n{self._error}",
                     }
                 )
-            return
+            # As Starlette's router does after a failed startup: the server (and
+            # TestClient) then stops instead of waiting for more lifespan messages.
+            raise self._error
 
         async def send_wrapper(message: Message) -> None:
             if message["type"] in ("lifespan.shutdown.complete", "lifespan.shutdown.failed"):

@@ -26,6 +26,7 @@ _SPECIAL_FLOAT = {".inf": float("inf"), "-.inf": float("-inf"), ".nan": float("n
 _STD = "tag:yaml.org,2002:"
 _ALLOWED_TAGS = {_STD + t for t in ("str", "map", "seq", "int", "float", "bool", "null")}
 _MAX_NODES = 100_000
+_MAX_DEPTH = 64
 
 
 @dataclass(eq=False)
@@ -115,6 +116,8 @@ class _Converter:
         self.count += 1
         if self.count > _MAX_NODES:
             raise _TooBig
+        if len(active) > _MAX_DEPTH:
+            raise _TooDeep
         mark = node.start_mark
         out = Node(None, self.file, mark.line + 1, mark.column + 1)
         if node.tag not in _ALLOWED_TAGS:
@@ -129,6 +132,9 @@ class _Converter:
                 out.value = _scalar(node)
             except (ValueError, KeyError):
                 self.problem(node, "yaml-value", f"{node.value!r} is not a valid {node.tag[18:]}")
+            if isinstance(out.value, int) and not -(2**63) <= out.value < 2**63:
+                self.problem(node, "yaml-value", "the number is too large (64 bits at most)")
+                out.value = None
         elif isinstance(node, yaml.SequenceNode):
             out.value = [self.convert(item, inner) for item in node.value]
         elif isinstance(node, yaml.MappingNode):
@@ -153,10 +159,16 @@ class _TooBig(Exception):
     pass
 
 
+class _TooDeep(Exception):
+    pass
+
+
 def parse_yaml(text: str, file: str) -> tuple[Node | None, list[Problem]]:
     """Parse one YAML document into Nodes; return it with every problem found."""
     try:
         root = yaml.compose(text, Loader=_Loader)
+    except RecursionError:
+        return None, [Problem(file, 1, 1, "yaml-depth", f"nested deeper than {_MAX_DEPTH} levels")]
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
@@ -171,6 +183,8 @@ def parse_yaml(text: str, file: str) -> tuple[Node | None, list[Problem]]:
         node = conv.convert(root)
     except _TooBig:
         return None, [Problem(file, 1, 1, "yaml-size", f"more than {_MAX_NODES} nodes")]
+    except _TooDeep:
+        return None, [Problem(file, 1, 1, "yaml-depth", f"nested deeper than {_MAX_DEPTH} levels")]
     return node, conv.problems
 
 
@@ -181,22 +195,30 @@ def caller_location() -> tuple[str, int]:
     """File and line of the first caller outside this package (for Python rule objects)."""
     frame = sys._getframe(1)
     while frame.f_back is not None and (
-        frame.f_code.co_filename.startswith(_PACKAGE_DIR) or frame.f_code.co_filename == "<string>"
+        frame.f_code.co_filename.startswith(_PACKAGE_DIR)
+        or frame.f_code.co_filename == "<string>"
+        or str(frame.f_globals.get("__name__", "")).partition(".")[0] in _FRAMEWORKS
     ):
         frame = frame.f_back
     return frame.f_code.co_filename, frame.f_lineno
 
 
-def from_python(value: Any, file: str, line: int) -> Node:
+# Frames of these packages build middleware for the user (add_middleware): skip them.
+_FRAMEWORKS = frozenset({"starlette", "fastapi", "flask", "werkzeug", "django", "uvicorn"})
+
+
+def from_python(value: Any, file: str, line: int, depth: int = 0) -> Node:
     """Wrap a Python value (dicts, lists, scalars) as Nodes located at file:line."""
+    if depth > _MAX_DEPTH:
+        raise ValueError(f"rules nested deeper than {_MAX_DEPTH} levels")
     if isinstance(value, Node):
         return value
     if isinstance(value, Mapping):
         node = Node({}, file, line, 1)
         for k, v in value.items():
-            node.value[k if isinstance(k, str) else repr(k)] = from_python(v, file, line)
+            node.value[k if isinstance(k, str) else repr(k)] = from_python(v, file, line, depth + 1)
             node.key_pos[k if isinstance(k, str) else repr(k)] = (line, 1)
         return node
     if isinstance(value, Sequence) and not isinstance(value, (str, bytes)):
-        return Node([from_python(v, file, line) for v in value], file, line, 1)
+        return Node([from_python(v, file, line, depth + 1) for v in value], file, line, 1)
     return Node(value, file, line, 1)
