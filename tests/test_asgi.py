@@ -814,3 +814,59 @@ async def test_bad_rules_fail_lifespan_startup(tmp_path: Path) -> None:
     http = Server(chunked(TOKEN_FORM, 64))
     with pytest.raises(HeraConfigError):
         await http.run(app, http_scope(headers=form_headers(TOKEN_FORM)))
+
+
+async def test_one_shot_header_iterables_stay_whole_for_app_and_server() -> None:
+    """ASGI allows any iterable of headers; a generator is not used up by the middleware."""
+    seen: list[list[tuple[bytes, bytes]]] = []
+    sent: list[Message] = []
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        seen.append(list(scope["headers"]))
+        headers = iter([(b"location", b"/welcome"), (b"set-cookie", b"a=1")])
+        await send({"type": "http.response.start", "status": 302, "headers": headers})
+        await send({"type": "http.response.body", "body": b""})
+
+    async def receive() -> Message:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: Message) -> None:
+        sent.append({**message, "headers": list(message.get("headers", []))})
+
+    rules = load_rules(
+        text="rules:\n  - {event: breach_check_passed, match: GET /x,"
+        " if: {response.location.path: /welcome}}\n"
+    )
+    scope = {
+        "type": "http",
+        "method": "GET",
+        "path": "/x",
+        "query_string": b"",
+        "headers": iter([(b"host", b"t")]),
+    }
+    with capture_events() as events:
+        await HeraEvents(app, rules=rules, output=lambda e: None)(scope, receive, send)
+    assert seen == [[(b"host", b"t")]]
+    assert sent[0]["headers"] == [(b"location", b"/welcome"), (b"set-cookie", b"a=1")]
+    assert [e["event"] for e in events] == ["breach_check_passed"]
+
+
+async def test_a_message_after_the_final_body_emits_nothing_more() -> None:
+    """An app that sends again after its last body message does not emit a second event."""
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"a"})
+        await send({"type": "http.response.body", "body": b"b"})
+
+    async def receive() -> Message:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: Message) -> None:
+        return None
+
+    rules = load_rules(text="rules:\n  - {event: breach_check_passed, match: GET /x}\n")
+    scope = {"type": "http", "method": "GET", "path": "/x", "query_string": b"", "headers": []}
+    with capture_events() as events:
+        await HeraEvents(app, rules=rules, output=lambda e: None)(scope, receive, send)
+    assert [e["event"] for e in events] == ["breach_check_passed"]

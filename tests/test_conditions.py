@@ -315,3 +315,41 @@ def test_a_multipart_body_cut_at_the_cap_loses_its_partial_part() -> None:
     ex = multipart(MULTIPART[:80], BodyState.TRUNCATED)
     assert check({"form.code": {"length": 6}}, ex) is True
     assert check({"form.note": "absent"}, ex) is None
+
+
+def test_a_key_sent_twice_is_unknown() -> None:
+    """Servers disagree on which of two values counts, so neither is taken as the fact."""
+    ex = exchange(query=b"client_id=victim&client_id=attacker")
+    assert check({"query.client_id": "present"}, ex) is None
+    assert check({"query.client_id": "victim"}, ex) is None
+
+
+def test_json_that_python_servers_accept_is_read_like_they_read_it() -> None:
+    """NaN and Infinity, which orjson refuses but json.loads accepts, cannot hide a body."""
+    ex = Exchange(
+        "POST", "/t", b"", [(b"content-type", b"application/json"), (b"content-length", b"30")]
+    )
+    ex.body += b'{"code": "123456", "x": NaN}'
+    ex.body_state = BodyState.COMPLETE
+    assert check({"json.code": {"format": "totp"}}, ex) is True
+
+
+@pytest.mark.parametrize(
+    ("http_version", "method", "has_body"),
+    [
+        pytest.param("1.1", "POST", False, id="http1-no-length-no-body"),
+        pytest.param("2", "POST", True, id="http2-frames-bodies-without-length"),
+        pytest.param("2", "GET", False, id="http2-get"),
+        pytest.param("3", "PATCH", True, id="http3"),
+    ],
+)
+def test_bodies_without_content_length(http_version: str, method: str, has_body: bool) -> None:
+    """HTTP/2 and 3 send bodies without Content-Length; HTTP/1 without one has none."""
+    ex = Exchange(
+        method,
+        "/t",
+        b"",
+        [(b"content-type", b"application/x-www-form-urlencoded")],
+        http_version=http_version,
+    )
+    assert ex.request_has_body() is has_body

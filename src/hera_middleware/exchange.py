@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import json
 import re
 from typing import Any, Final
 from urllib.parse import unquote_to_bytes, urlsplit
@@ -160,6 +161,7 @@ class Exchange:
         "body",
         "body_state",
         "headers",
+        "http_version",
         "method",
         "path",
         "path_params",
@@ -182,8 +184,10 @@ class Exchange:
         query_string: bytes = b"",
         headers: list[tuple[bytes, bytes]] | None = None,
         root_path: str = "",
+        http_version: str = "1.1",
     ) -> None:
         self.method = method
+        self.http_version = http_version
         self.path = path
         self.root_path = root_path
         self.query_string = query_string
@@ -217,10 +221,15 @@ class Exchange:
         return q
 
     def request_has_body(self) -> bool:
+        """Whether a body may follow: by Content-Length or Transfer-Encoding in HTTP/1,
+        and for methods that carry one in HTTP/2 and 3, which frame bodies without them.
+        """
         length = self.header("content-length")
         if isinstance(length, str):
             return length.strip() not in ("", "0")
-        return isinstance(self.header("transfer-encoding"), str)
+        if isinstance(self.header("transfer-encoding"), str):
+            return True
+        return not self.http_version.startswith("1") and self.method not in _BODILESS
 
     def _content_type(self) -> str:
         ct = self.header("content-type")
@@ -355,6 +364,9 @@ class Exchange:
         return result
 
 
+_BODILESS = frozenset({"GET", "HEAD", "DELETE", "OPTIONS", "TRACE"})
+
+
 class _Truncated(dict[str, list[str]]):
     """A form cut at the cap: keys it lacks are unknown, not absent."""
 
@@ -369,13 +381,22 @@ def _load_json(body: bytearray, state: int) -> Any:
     try:
         return orjson.loads(body)
     except orjson.JSONDecodeError:
+        pass
+    # What Python servers accept and orjson refuses (NaN, Infinity, lone surrogates):
+    # read it as the app's own json.loads would, so such a body cannot hide an event.
+    try:
+        return json.loads(body)
+    except (ValueError, RecursionError):
         return UNKNOWN
 
 
 def _header_table(headers: list[tuple[bytes, bytes]]) -> dict[str, str]:
-    table: dict[str, str] = {}
+    parts: dict[str, list[str]] = {}
     for key, value in headers:
         name = key.decode("latin-1").lower()
-        text = value.decode("latin-1")
-        table[name] = f"{table[name]}, {text}" if name in table else text
-    return table
+        found = parts.get(name)
+        if found is None:
+            parts[name] = [value.decode("latin-1")]
+        else:
+            found.append(value.decode("latin-1"))
+    return {name: ", ".join(values) for name, values in parts.items()}

@@ -173,12 +173,19 @@ class _Tee:
         self.engine = engine
         self.candidates = candidates
         self.scope = scope
+        headers = scope.get("headers") or []
+        if not isinstance(headers, list):
+            # ASGI allows any iterable; a one-shot one must stay readable for the app.
+            headers = list(headers)
+            if not isinstance(scope.get("headers"), tuple):
+                scope["headers"] = headers
         ex = self.ex = Exchange(
             scope["method"],
             path,
             scope.get("query_string", b""),
-            scope.get("headers") or [],
+            headers,
             scope.get("root_path", ""),
+            str(scope.get("http_version", "1.1")),
         )
         self.request_room = engine.options.max_request_body
         self.response_room = engine.options.max_response_body
@@ -254,9 +261,14 @@ class _Tee:
         """Copy what rules need; return True for the response's final message."""
         ex = self.ex
         kind = message["type"]
+        if self.done:
+            return False
         if kind == "http.response.start":
             ex.status = message["status"]
-            ex.response_headers = list(message.get("headers") or ())
+            headers = message.get("headers") or ()
+            if not isinstance(headers, (list, tuple)):
+                headers = message["headers"] = list(headers)  # keep one-shot iterables whole
+            ex.response_headers = list(headers)
             if self.candidates.response_body:
                 ex.response_state = BodyState.INCOMPLETE
             return False

@@ -35,8 +35,11 @@ class Fact:
 
 
 def _first(values: dict[str, list[str]], key: str) -> Any:
+    """The key's value; a key sent twice is unknown (servers disagree which one counts)."""
     found = values.get(key)
-    return found[0] if found else ABSENT
+    if not found:
+        return ABSENT
+    return found[0] if len(found) == 1 else UNKNOWN
 
 
 def _walk(value: Any, key: tuple[str, ...]) -> Any:
@@ -64,7 +67,7 @@ def _form_value(ex: Exchange, key: str) -> Any:
     assert isinstance(form, dict)
     found = form.get(key)
     if found:
-        return found[0]
+        return found[0] if len(found) == 1 else UNKNOWN
     return UNKNOWN if isinstance(form, _Truncated) else ABSENT
 
 

@@ -64,11 +64,12 @@ class _Layer:
     options: dict[str, tuple[Any, str]] = field(default_factory=dict)
     events: dict[str, tuple[tuple[str, ...], Node]] = field(default_factory=dict)
     allow: dict[str, frozenset[str]] = field(default_factory=dict)
-    sources: list[str] = field(default_factory=list)
+    sources: dict[str, None] = field(default_factory=dict)  # an ordered set of labels
+    positions: dict[str, int] = field(default_factory=dict)  # rule id -> index, kept by merge
 
     def merge(self, top: _Layer) -> None:
         """Put ``top`` over this layer: its rules override by id, its settings win."""
-        positions = {rid: i for i, (rid, _) in enumerate(self.rules) if rid is not None}
+        positions = self.positions
         for rid, node in top.rules:
             if rid is not None and rid in positions:
                 self.rules[positions[rid]] = (rid, node)
@@ -80,7 +81,7 @@ class _Layer:
         self.options.update(top.options)
         self.events.update(top.events)
         self.allow.update(top.allow)
-        self.sources.extend(s for s in top.sources if s not in self.sources)
+        self.sources.update(top.sources)
 
 
 class _Loader:
@@ -197,7 +198,7 @@ class _Loader:
                     )
                 )
             keep = inherited if inherited is not None else _Layer()
-            keep.sources.append(label)
+            keep.sources[label] = None
             return keep
         return self.layer(root, base, label, stack, inherited)
 
@@ -215,7 +216,7 @@ class _Loader:
             inherited = _Layer()
         if not isinstance(root.value, dict):
             self.error(root, "bad-file", "a rule file is a mapping with a `rules:` list")
-            inherited.sources.append(label)
+            inherited.sources[label] = None
             return inherited
         top: dict[str, Node] = root.value
         for key in top:
@@ -225,7 +226,7 @@ class _Loader:
         if "extends" in top:
             for item in self.str_list(top["extends"], "extends"):
                 inherited = self.file(item.value, stack, base, item, inherited)
-        own = _Layer(sources=[label])
+        own = _Layer(sources={label: None})
         for name in OPTION_DEFAULTS:
             if name in top:
                 value = self.option(name, top[name])
@@ -376,6 +377,7 @@ class _Loader:
                     item, "unknown-rule", f"no inherited rule has the id {item.value!r}", hint
                 )
         inherited.rules = [(rid, n) for rid, n in inherited.rules if rid not in drop]
+        inherited.positions = {rid: i for i, (rid, _) in enumerate(inherited.rules) if rid}
 
     # -- compiling one rule ---------------------------------------------------
 
