@@ -184,6 +184,21 @@ def test_all_errors_of_a_file_are_reported_together_in_file_order() -> None:
             id="duplicate-id",
         ),
         pytest.param(
+            "events: {bit_seen: [b]}\nrules:\n  - {event: bit_seen, match: GET /r,"
+            " fields: {b: {if: {response.body: {regex: x}}}}}\n",
+            "hera.yaml:3:56: secret-field: an {if: ...} field may not test response.body: the"
+            " body can hold tokens, and fields must never carry them, not even bit by bit"
+            " (hint: test response.body in the rule's `if:` instead)",
+            id="if-field-on-body",
+        ),
+        pytest.param(
+            "rules:\n  - {event: breach_check_passed, match: POST /r,"
+            " if: {query.x: {regex: 'a{2000}'}}}\n",
+            "hera.yaml:2:72: bad-regex: the regex 'a{2000}' cannot run in linear time or is"
+            " invalid: invalid repetition size: {2000}",
+            id="regex-repetition",
+        ),
+        pytest.param(
             "events: {pkce_authorize: [client_id]}\n",
             "hera.yaml:1:10: event-redefined: 'pkce_authorize' is a documented event;"
             " its fields are fixed",

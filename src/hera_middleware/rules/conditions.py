@@ -265,11 +265,15 @@ class _Compiler:
             compiled = re2.compile(arg.value, _RE2_OPTIONS)
         except re2.error as exc:
             reason = exc.args[0].decode() if exc.args and isinstance(exc.args[0], bytes) else exc
+            text = str(reason)
+            hint = None
+            if "escape" in text or "perl operator" in text:
+                hint = "backreferences and lookaround are not supported (RE2 syntax)"
             self.error(
                 arg,
                 "bad-regex",
-                f"the regex {arg.value!r} cannot run in linear time or is invalid: {reason}",
-                "backreferences and lookaround are not supported (RE2 syntax)",
+                f"the regex {arg.value!r} cannot run in linear time or is invalid: {text}",
+                hint,
             )
             return _never_value
         search = compiled.search
