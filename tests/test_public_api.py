@@ -8,7 +8,7 @@ import pytest
 
 import hera_middleware
 
-PUBLIC_MODULES = ["hera_middleware", "hera_middleware.testing"]
+PUBLIC_MODULES = ["hera_middleware", "hera_middleware.flask", "hera_middleware.testing"]
 
 
 def test_top_level_names() -> None:

@@ -32,7 +32,12 @@ ACTIVE: contextvars.ContextVar[frozenset[str]] = contextvars.ContextVar(
 
 
 class Engine:
-    """What an adapter needs at run time: candidates, evaluation, emission."""
+    """What an adapter needs at run time: candidates, evaluation, emission.
+
+    ``routes`` is the framework's route table (or None). With ``defer_routes`` an
+    adapter whose route table is complete only later (Flask app factories) calls
+    :meth:`index_routes` before the first request; until then nothing is a candidate.
+    """
 
     def __init__(
         self,
@@ -41,6 +46,8 @@ class Engine:
         routes: tuple[RouteTable, dict[int, str]] | None,
         framework: dict[str, Any] | None = None,
         framework_name: str = "framework config",
+        *,
+        defer_routes: bool = False,
     ) -> None:
         if rules is None:
             rules = os.environ.get("HERA_RULES") or (framework or {}).get("HERA_RULES")
@@ -59,16 +66,31 @@ class Engine:
                 )
         self.rules: Rules = load_rules(rules)
         self.options: Options = resolve_options(self.rules, given, framework, framework_name)
-        self.route_table = routes[0] if routes else None
-        self.endpoint_names = routes[1] if routes else {}
-        self.ruleset = RuleSet(self.rules.rules, self._templates_of())
+        self.needs_routes = any(rule.route for rule in self.rules.rules)
+        self.route_table: RouteTable | None = None
+        self.endpoint_names: dict[int, str] = {}
+        self.ruleset = RuleSet((), lambda rule: ())
+        if not (defer_routes and self.needs_routes):
+            self.index_routes(routes)
         self.emitter: Emitter = get_emitter(self.options.output, self.options.on_full)
         self.domain = self.options.domain
         self.allow = self.rules.allow
         self.key = f"{self.rules.fingerprint}|{self.domain}|{self.options.output!r}"
 
+    def index_routes(self, routes: tuple[RouteTable, dict[int, str]] | None) -> None:
+        """Resolve ``route:`` rules against ``routes`` and (re)build the candidate index.
+
+        Raises HeraConfigError for a route name the table lacks (or for any ``route:``
+        rule when there is no table); the previous index stays in place then.
+        """
+        table = routes[0] if routes else None
+        ruleset = RuleSet(self.rules.rules, self._templates_of(table))
+        self.route_table = table
+        self.endpoint_names = routes[1] if routes else {}
+        self.ruleset = ruleset
+
     def _templates_of(
-        self,
+        self, route_table: RouteTable | None
     ) -> Callable[[CompiledRule], Sequence[tuple[frozenset[str] | None, str]]]:
         problems: list[Problem] = []
         resolved: dict[int, list[tuple[frozenset[str] | None, str]]] = {}
@@ -79,7 +101,7 @@ class Engine:
                 out.append((None if method == "*" else frozenset(method.split("|")), path))
             file, line, col = rule.source["_at"]
             for name in rule.route:
-                if self.route_table is None:
+                if route_table is None:
                     problems.append(
                         Problem(
                             file,
@@ -92,7 +114,7 @@ class Engine:
                             " app itself (or use the Flask or Django adapter)",
                         )
                     )
-                elif name not in self.route_table:
+                elif name not in route_table:
                     problems.append(
                         Problem(
                             file,
@@ -100,11 +122,11 @@ class Engine:
                             col,
                             "unknown-route",
                             f"the app has no route named {name!r}",
-                            did_you_mean(name, self.route_table),
+                            did_you_mean(name, route_table),
                         )
                     )
                 else:
-                    out.extend(self.route_table[name])
+                    out.extend(route_table[name])
             resolved[id(rule)] = out
         if problems:
             raise HeraConfigError(problems)

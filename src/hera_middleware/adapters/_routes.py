@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
-__all__ = ["RouteTable", "starlette_routes"]
+from ..matching import compile_template
+
+__all__ = ["RouteTable", "starlette_routes", "werkzeug_routes"]
 
 # name -> [(methods or None, path template)]
 RouteTable = dict[str, list[tuple[frozenset[str] | None, str]]]
@@ -64,3 +67,62 @@ def starlette_routes(app: Any) -> tuple[RouteTable, dict[int, str]] | None:
             return table, names
         obj = getattr(obj, "app", None)
     return None
+
+
+# A Werkzeug rule variable: <name>, <converter:name>, <converter(args):name>.
+_WERKZEUG_VARIABLE = re.compile(
+    r"<(?:(?P<converter>[a-zA-Z_][a-zA-Z0-9_]*)(?:\((?P<args>.*?)\))?:)?"
+    r"(?P<name>[a-zA-Z_][a-zA-Z0-9_]*)>"
+)
+# Werkzeug converters our templates have too; any other matches one segment or more.
+_SAME_CONVERTERS = frozenset({"int", "float", "uuid", "path"})
+
+
+def _werkzeug_template(rule: str, converters: Any) -> str:
+    """A Werkzeug rule as a path template matching at least what the rule matches.
+
+    Converters with arguments (``int(signed=True)``, ``any(a, b)``) and custom ones
+    become ``str`` (or ``path`` when they can match a slash); the router's own
+    decision (the endpoint) is checked again when the rules are evaluated.
+    """
+
+    def convert(m: re.Match[str]) -> str:
+        converter, args, name = m.group("converter"), m.group("args"), m.group("name")
+        if converter in _SAME_CONVERTERS and (args is None or converter == "path"):
+            return f"<{converter}:{name}>"
+        cls = converters.get(converter) if converter else None
+        if cls is not None and not getattr(cls, "part_isolating", True):
+            return f"<path:{name}>"
+        return f"<{name}>"
+
+    template = _WERKZEUG_VARIABLE.sub(convert, rule)
+    try:
+        compile_template(template)
+    except ValueError:
+        # A slash-matching variable before the last segment: match the whole rest.
+        parts = template.split("/")
+        first = next(i for i, part in enumerate(parts) if "<path:" in part)
+        template = "/".join(parts[:first]) + "/<path:_hera_rest>"
+    return template
+
+
+def werkzeug_routes(url_map: Any) -> tuple[RouteTable, dict[int, str]]:
+    """The route table of a Werkzeug ``Map`` (Flask's ``app.url_map``): endpoint -> rules.
+
+    Flask's automatic OPTIONS answers are no requests to the endpoint, so they are
+    left out; HEAD stays with GET (as Starlette routes have it).
+    """
+    table: RouteTable = {}
+    converters = getattr(url_map, "converters", {})
+    for rule in url_map.iter_rules():
+        if getattr(rule, "build_only", False) or not isinstance(rule.endpoint, str):
+            continue
+        methods = None if rule.methods is None else set(rule.methods)
+        if methods is not None and getattr(rule, "provide_automatic_options", False):
+            methods.discard("OPTIONS")
+        entry = (
+            None if methods is None else frozenset(methods),
+            _werkzeug_template(rule.rule, converters),
+        )
+        table.setdefault(rule.endpoint, []).append(entry)
+    return table, {}
