@@ -23,7 +23,7 @@ PY = BIN / ("python.exe" if os.name == "nt" else "python")
 
 
 def run(*args: str | Path) -> None:
-    print("+", " ".join(str(a) for a in args), flush=True)
+    print("+", " ".join(str(a) for a in args), file=sys.stderr, flush=True)
     subprocess.run([str(a) for a in args], cwd=ROOT, check=True)
 
 

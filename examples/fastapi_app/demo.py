@@ -105,6 +105,19 @@ def run_server(env: dict[str, str]) -> Iterator[tuple[str, list[str]]]:
         reader.join(timeout=5)
 
 
+def settle(lines: list[str], quiet: float = 0.15, bound: float = 2.0) -> None:
+    """Wait until no new event line has arrived for ``quiet`` seconds (at most ``bound``)."""
+    deadline = time.monotonic() + bound
+    seen = len(lines)
+    quiet_since = time.monotonic()
+    while time.monotonic() < deadline:
+        time.sleep(0.02)
+        if len(lines) != seen:
+            seen, quiet_since = len(lines), time.monotonic()
+        elif time.monotonic() - quiet_since >= quiet:
+            return
+
+
 # --- Flows ---------------------------------------------------------------------------
 
 
@@ -295,12 +308,23 @@ def main() -> int:
     """Run every flow against a fresh server and report the events; 0 when all 14 appear."""
     started = time.monotonic()
     env = {"EXAMPLE_TOTP_SECRET": TOTP_SECRET, "EXAMPLE_CAPTCHA_TTL": str(CAPTCHA_TTL)}
+    marks: list[tuple[str, int]] = []  # (flow family, index of its first line)
     with run_server(env) as (base, lines):
+
+        def family(name: str) -> None:
+            settle(lines)
+            marks.append((name, len(lines)))
+
+        family("captcha on the login form")
         captcha_flows(base)
         with httpx.Client(base_url=base) as signed_in:
+            family("TOTP MFA")
             mfa_flows(signed_in)
+            family("OAuth 2 with PKCE")
             pkce_flows(signed_in)
+        family("registration with a breach check")
         registration_flows(base)
+        family("social login and account link")
         social_flows(base)
     events, stray = [], []
     for line in lines:
@@ -308,8 +332,13 @@ def main() -> int:
             events.append(json.loads(line))
         except ValueError:
             stray.append(line)
-    sys.stdout.writelines(lines)
-    print(f"\n{len(events)} events in {time.monotonic() - started:.1f} s")
+    # Events alone on stdout (pipe it to jq); the flow titles and the summary on stderr.
+    ends = [start for _, start in marks[1:]] + [len(lines)]
+    for (name, start), end in zip(marks, ends, strict=True):
+        print(f"--- {name}", file=sys.stderr, flush=True)
+        sys.stdout.writelines(lines[start:end])
+        sys.stdout.flush()
+    print(f"\n{len(events)} events in {time.monotonic() - started:.1f} s", file=sys.stderr)
     shapes: dict[str, Counter[str]] = defaultdict(Counter)
     for event in events:
         skip = ("type", "event", "domain", "ts")
@@ -318,7 +347,7 @@ def main() -> int:
     for name in EVENT_TYPES:
         seen = shapes.get(name)
         detail = ", ".join(f"{f} x{n}" for f, n in seen.items()) if seen else "MISSING"
-        print(f"  {name:<24} {sum(seen.values()) if seen else 0:>3}  {detail}")
+        print(f"  {name:<24} {sum(seen.values()) if seen else 0:>3}  {detail}", file=sys.stderr)
     missing = [name for name in EVENT_TYPES if name not in shapes]
     if stray:
         print(f"stdout carried {len(stray)} lines that are not events", file=sys.stderr)
