@@ -651,12 +651,12 @@ class _Loader:
                 )
             return (lambda ex: literal), False, False
         if isinstance(value, dict) and set(value) == {"if"}:
-            for where, fact in _condition_facts(value["if"]):
-                if fact == "response.body":
+            for where, tested in _condition_facts(value["if"]):
+                if tested == "response.body":
                     # A field per pattern would copy a body (and the tokens in it) bit by bit.
                     self.problems.append(
                         where.key_at(
-                            fact,
+                            tested,
                             "secret-field",
                             "an {if: ...} field may not test response.body: the body can hold"
                             " tokens, and fields must never carry them, not even bit by bit",
