@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import errno
 import json
 import os
@@ -14,15 +15,25 @@ import time
 import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 import orjson
 import pytest
 
 import hera_middleware
-from hera_middleware import _diagnostics, _stats, emit
-from hera_middleware.emit import Emitter, emit_event, format_ts, get_emitter, send_event
-from hera_middleware.sinks import FdSink
+from hera_middleware import _diagnostics, _emitter, _stats, catalog, emit
+from hera_middleware.catalog import EventType, declare_event
+from hera_middleware.emit import (
+    Emitter,
+    emit_event,
+    format_ts,
+    get_emitter,
+    send_event,
+    set_default_target,
+)
+from hera_middleware.sinks import FdSink, FileSink
+from hera_middleware.testing import capture_events
 
 TS = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z")
 SRC = str(Path(hera_middleware.__file__).resolve().parents[1])
@@ -75,6 +86,19 @@ def _fresh_counters() -> Iterator[None]:
     _diagnostics._reset_for_tests()
 
 
+@pytest.fixture(autouse=True)
+def _own_registry(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Each test starts without a default target or declarations, and leaves no emitters."""
+    before = dict(emit._EMITTERS)
+    monkeypatch.setattr(emit, "_default_target", None)
+    monkeypatch.setattr(catalog, "_declared", MappingProxyType({}))
+    yield
+    for key, emitter in list(emit._EMITTERS.items()):
+        if before.get(key) is not emitter:
+            del emit._EMITTERS[key]
+            emitter.close(timeout=5.0)
+
+
 @pytest.fixture
 def make_emitter() -> Iterator[Callable[..., Emitter]]:
     """Emitters that are flushed and stopped at teardown."""
@@ -88,6 +112,11 @@ def make_emitter() -> Iterator[Callable[..., Emitter]]:
     yield make
     for emitter in made:
         emitter.close(timeout=5.0)
+
+
+def exactly(message: str) -> str:
+    """A pytest.raises match pattern for exactly ``message``."""
+    return f"^{re.escape(message)}$"
 
 
 def strip_ts(event: dict[str, object]) -> dict[str, object]:
@@ -331,14 +360,16 @@ def test_one_os_write_per_line(
     calls: list[bytes] = []
     real_write = os.write
 
+    sink = FdSink(w, "test pipe")
+
     def recording_write(fd: int, data: bytes) -> int:
-        if fd == w:
+        if fd == sink.out:  # the sink's own duplicate of w
             calls.append(bytes(data))
         return real_write(fd, data)
 
     monkeypatch.setattr(os, "write", recording_write)
     try:
-        emitter = make_emitter(FdSink(w, "test pipe"))
+        emitter = make_emitter(sink)
         for i in range(50):
             send_event("thing_done", {"i": i, "pad": "p" * 40}, domain="ciam", emitter=emitter)
         assert emitter.flush()
@@ -493,6 +524,150 @@ def test_block_mode_loses_nothing(make_emitter: Callable[..., Emitter]) -> None:
     assert emitter.flush()
     assert [e["i"] for e in sink.events()] == list(range(300))
     assert emit.stats() == {**ZERO, "events_written": 300}
+
+
+class SpyCondition(threading.Condition):
+    """A Condition that records each wait's timeout and signals that a wait began."""
+
+    def __init__(self, lock: Any) -> None:
+        super().__init__(lock)
+        self.timeouts: list[float | None] = []
+        self.waiting = threading.Event()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        self.timeouts.append(timeout)
+        self.waiting.set()
+        return super().wait(timeout)
+
+
+def test_drop_mode_never_waits_on_an_event_loop_thread(
+    make_emitter: Callable[..., Emitter],
+) -> None:
+    """E19: a full queue drops at once on a thread running an event loop; others wait briefly."""
+    sink = GatedSink()
+    emitter = make_emitter(sink, maxsize=1)
+    emitter.put(line_for("first_done"))
+    assert sink.entered.wait(5)
+    emitter.put(line_for("queued_done"))  # the queue is full now
+    spy = emitter._cond = SpyCondition(emitter._lock)
+
+    async def on_the_loop() -> None:
+        emitter.put(line_for("loop_done"))
+
+    asyncio.run(on_the_loop())
+    assert spy.timeouts == []
+    assert (emit.stats()["events_dropped"], emitter._stalled) == (1, False)
+    emitter.put(line_for("thread_done"))  # no loop on this thread: one brief wait
+    assert len(spy.timeouts) >= 1
+    assert all(t is not None and 0 < t <= _emitter.FULL_WAIT for t in spy.timeouts)
+    assert emit.stats()["events_dropped"] == 2
+    sink.gate.set()
+    assert emitter.flush()
+    assert [(e["event"], e.get("count")) for e in sink.events()] == [
+        ("first_done", None),
+        ("events_dropped", 2),
+        ("queued_done", None),
+    ]
+
+
+def test_block_mode_waits_on_an_event_loop_thread(make_emitter: Callable[..., Emitter]) -> None:
+    """on_full='block' is the opt-in: on an event loop thread too it waits and never drops."""
+    sink = GatedSink()
+    emitter = make_emitter(sink, on_full="block", maxsize=1)
+    emitter.put(line_for("first_done"))
+    assert sink.entered.wait(5)
+    emitter.put(line_for("queued_done"))
+    spy = emitter._cond = SpyCondition(emitter._lock)
+
+    async def on_the_loop() -> None:
+        emitter.put(line_for("loop_done"))
+
+    loop_thread = threading.Thread(target=asyncio.run, args=(on_the_loop(),))
+    loop_thread.start()
+    assert spy.waiting.wait(5)  # the loop's put is waiting for room
+    sink.gate.set()
+    loop_thread.join(5)
+    assert not loop_thread.is_alive()
+    assert emitter.flush()
+    assert [e["event"] for e in sink.events()] == ["first_done", "queued_done", "loop_done"]
+    assert emit.stats() == {**ZERO, "events_written": 3}
+
+
+TOO_MANY = (
+    "too many outputs: this process already has {} (each has its own queue and writer "
+    "thread); create the output once and reuse it rather than passing a new callable or "
+    "sink object each time"
+)
+
+
+@pytest.fixture
+def small_registry(monkeypatch: pytest.MonkeyPatch) -> dict[tuple[object, str], Emitter]:
+    """An empty emitter registry with room for two."""
+    registry: dict[tuple[object, str], Emitter] = {}
+    monkeypatch.setattr(emit, "_EMITTERS", registry)
+    monkeypatch.setattr(emit, "MAX_EMITTERS", 2)
+    return registry
+
+
+def test_new_output_per_call_hits_the_cap(
+    small_registry: dict[tuple[object, str], Emitter],
+) -> None:
+    """A new callable per call is refused beyond the cap; known outputs still work."""
+    got: list[dict[str, object]] = []
+    emit_event("breach_check_passed", output=got.append)
+    emit_event("breach_check_passed", output=lambda event: None)
+    with pytest.raises(ValueError, match=exactly(TOO_MANY.format(2))):
+        emit_event("breach_check_passed", output=lambda event: None)
+    with pytest.raises(ValueError, match=exactly(TOO_MANY.format(2))):
+        get_emitter(ListSink())
+    emit_event("breach_check_passed", output=got.append)  # the same output: no new emitter
+    assert len(small_registry) == 2
+    assert get_emitter(got.append).flush()
+    assert [e["event"] for e in got] == ["breach_check_passed"] * 2
+
+
+def test_idle_file_emitters_make_room(
+    small_registry: dict[tuple[object, str], Emitter], tmp_path: Path
+) -> None:
+    """At the cap an idle file: emitter is closed to make room; it reopens if used again."""
+    old = get_emitter(f"file:{tmp_path}/old.jsonl")
+    old.put(line_for("one_done"))
+    assert old.flush()
+    keep = get_emitter(ListSink())
+    new = get_emitter(f"file:{tmp_path}/new.jsonl")
+    assert list(small_registry.values()) == [keep, new]
+    assert old._thread is None
+    assert type(old.sink) is FileSink
+    assert old.sink.out == -1  # closed
+    old.put(line_for("two_done"))  # whoever still holds it can go on using it
+    assert old.close()
+    events = [orjson.loads(x)["event"] for x in (tmp_path / "old.jsonl").read_bytes().splitlines()]
+    assert events == ["one_done", "two_done"]
+    third = get_emitter(ListSink())
+    assert list(small_registry.values()) == [keep, third]
+    with pytest.raises(ValueError, match=re.escape(TOO_MANY.format(2))):
+        get_emitter(f"file:{tmp_path}/more.jsonl")
+
+
+@pytest.mark.parametrize(
+    "why", [pytest.param("busy", id="busy"), pytest.param("default", id="default")]
+)
+def test_busy_or_default_file_emitters_are_kept(
+    why: str,
+    small_registry: dict[tuple[object, str], Emitter],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A file: emitter with work in hand, or the default target's, is never evicted."""
+    keep = get_emitter(ListSink())
+    file_emitter = get_emitter(f"file:{tmp_path}/events.jsonl")
+    if why == "busy":
+        monkeypatch.setattr(file_emitter, "idle", lambda: False)
+    else:
+        set_default_target("ciam", file_emitter)
+    with pytest.raises(ValueError, match=re.escape(TOO_MANY.format(2))):
+        get_emitter(ListSink())
+    assert list(small_registry.values()) == [keep, file_emitter]
 
 
 def test_broken_pipe_warns_once_and_counts(
@@ -780,35 +955,80 @@ def test_emit_event_catalog_order_and_nulls() -> None:
     assert emit.stats()["fields_nulled"] == 1
 
 
-def test_emit_event_custom_keeps_order_and_applies_policy() -> None:
-    """A custom event keeps the caller's order; values pass through the privacy policy."""
+def test_emit_event_declared_event_order_nulls_and_policy() -> None:
+    """A declared event gets its declared fields in declared order; values pass the policy."""
+    declare_event("password_reset_requested", ["method", "client_id", "attempts", "flow"])
     sink = ListSink()
     emit_event(
         "password_reset_requested",
-        method="Email",
-        client_id="alice@example.com",
         attempts=3,
+        client_id="alice@example.com",
+        method="Email",
         domain="shop",
         output=sink,
     )
     assert get_emitter(sink).flush()
     [event] = sink.events()
-    assert list(event) == ["type", "event", "method", "client_id", "attempts", "domain", "ts"]
+    assert list(event) == [
+        "type",
+        "event",
+        "method",
+        "client_id",
+        "attempts",
+        "flow",
+        "domain",
+        "ts",
+    ]
     assert strip_ts(event) == {
         "type": "audit",
         "event": "password_reset_requested",
         "method": "email",
         "client_id": "redacted",
         "attempts": 3,
+        "flow": None,
         "domain": "shop",
     }
+    assert emit.stats()["fields_nulled"] == 1
+
+
+UNKNOWN_TAIL = (
+    " — declare custom events with hera_middleware.declare_event(name, fields) or under "
+    "`events:` in a rule file"
+)
 
 
 @pytest.mark.parametrize(
     ("name", "fields", "message"),
     [
-        pytest.param("Login", {}, "is not of the form <noun>_<verb>", id="bad-name"),
-        pytest.param("events_dropped", {"count": 1}, "reserved", id="reserved-name"),
+        pytest.param(
+            "Login",
+            {},
+            "event name 'Login' is not of the form <noun>_<verb> (lowercase words joined by "
+            "'_', for example 'password_reset_requested')",
+            id="bad-name",
+        ),
+        pytest.param(
+            "events_dropped",
+            {"count": 1},
+            "event name 'events_dropped' is reserved for the library's own loss reports",
+            id="reserved-name",
+        ),
+        pytest.param(
+            "pkce_authorise",
+            {"client_id": "web"},
+            "unknown event 'pkce_authorise' (did you mean 'pkce_authorize'?)" + UNKNOWN_TAIL,
+            id="unknown-did-you-mean",
+        ),
+        pytest.param(
+            "thing_done", {}, "unknown event 'thing_done'" + UNKNOWN_TAIL, id="unknown-undeclared"
+        ),
+        pytest.param(
+            "passwrd_reset_requested",
+            {},
+            "unknown event 'passwrd_reset_requested' (did you mean 'password_reset_requested'?)"
+            + UNKNOWN_TAIL,
+            id="unknown-near-a-declared-one",
+        ),
         pytest.param(
             "pkce_authorize",
             {"clientid": "x"},
@@ -817,28 +1037,200 @@ def test_emit_event_custom_keeps_order_and_applies_policy() -> None:
             id="catalog-unknown-field",
         ),
         pytest.param(
-            "breach_check_passed", {"reason": "x"}, "(its fields: none)", id="catalog-no-fields"
+            "breach_check_passed",
+            {"reason": "x"},
+            "event 'breach_check_passed' has no field 'reason' (its fields: none)",
+            id="catalog-no-fields",
         ),
         pytest.param(
-            "thing_done", {"type": "x"}, "part of the event envelope", id="custom-reserved-field"
+            "password_reset_requested",
+            {"email": "a@b.example"},
+            "event 'password_reset_requested' has no field 'email' (its fields: flow, channel)",
+            id="declared-unknown-field",
         ),
         pytest.param(
-            "thing_done", {"Bad": "x"}, "must be a lowercase identifier", id="custom-bad-field"
+            "password_reset_requested",
+            {"chanel": "sms"},
+            "event 'password_reset_requested' has no field 'chanel' (its fields: flow, "
+            "channel); did you mean 'channel'?",
+            id="declared-field-typo",
         ),
     ],
 )
 def test_emit_event_rejects(name: str, fields: dict[str, Any], message: str) -> None:
-    """emit_event raises ValueError for a bad name or field, and emits nothing."""
+    """emit_event raises ValueError for an unknown event or field, and emits nothing."""
+    declare_event("password_reset_requested", ["flow", "channel"])
     sink = ListSink()
-    with pytest.raises(ValueError, match=re.escape(message)):
+    with pytest.raises(ValueError, match=exactly(message)):
         emit_event(name, output=sink, **fields)
     assert emit.stats() == ZERO
+    assert sink.lines == []
+
+
+def test_declare_event_returns_the_type_and_registers_it() -> None:
+    """declare_event returns the EventType; the same declaration again is the same object."""
+    first = declare_event("password_reset_requested", ("flow", "channel"))
+    assert first == EventType("password_reset_requested", ("flow", "channel"))
+    assert first.documented is False
+    assert declare_event("password_reset_requested", ["flow", "channel"]) is first
+    assert dict(catalog.declared_events()) == {"password_reset_requested": first}
+    assert declare_event("account_locked", []) == EventType("account_locked", ())
+
+
+def test_declaring_again_replaces_the_fields() -> None:
+    """The most recent declaration of a name is the one emit_event uses."""
+    declare_event("password_reset_requested", ["flow"])
+    declare_event("password_reset_requested", ["channel", "flow"])
+    with capture_events() as events:
+        emit_event("password_reset_requested", flow="password_reset", output=ListSink())
+    assert [list(e) for e in events] == [
+        ["type", "event", "channel", "flow", "domain", "ts"],
+    ]
+    with pytest.raises(ValueError, match="has no field 'other'"):
+        emit_event("password_reset_requested", other=1, output=ListSink())
+
+
+@pytest.mark.parametrize(
+    ("name", "fields", "message"),
+    [
+        pytest.param(
+            "PasswordReset",
+            [],
+            "event name 'PasswordReset' is not of the form <noun>_<verb> (lowercase words "
+            "joined by '_', for example 'password_reset_requested')",
+            id="bad-name",
+        ),
+        pytest.param(
+            "events_dropped",
+            ["count"],
+            "event name 'events_dropped' is reserved for the library's own loss reports",
+            id="reserved-name",
+        ),
+        pytest.param(
+            "pkce_authorize",
+            ["client_id"],
+            "'pkce_authorize' is a documented event; its fields are fixed",
+            id="catalog-event",
+        ),
+        pytest.param(
+            "thing_done",
+            "reason",
+            "the fields of 'thing_done' are a list of field names, not str",
+            id="fields-a-string",
+        ),
+        pytest.param(
+            "thing_done",
+            None,
+            "the fields of 'thing_done' are a list of field names, not NoneType",
+            id="fields-none",
+        ),
+        pytest.param(
+            "thing_done",
+            ["Bad"],
+            "event 'thing_done': field name 'Bad' must be a lowercase identifier (letters, "
+            "digits, '_')",
+            id="bad-field-name",
+        ),
+        pytest.param(
+            "thing_done",
+            [7],
+            "event 'thing_done': field name 7 must be a lowercase identifier (letters, "
+            "digits, '_')",
+            id="field-not-a-string",
+        ),
+        pytest.param(
+            "thing_done",
+            ["domain"],
+            "event 'thing_done': field name 'domain' is part of the event envelope",
+            id="envelope-field",
+        ),
+        pytest.param(
+            "thing_done",
+            ["reason", "password"],
+            "event 'thing_done': a field named 'password' would carry a password; events "
+            "never carry secrets or personal data",
+            id="secret-field",
+        ),
+        pytest.param(
+            "thing_done",
+            ["email"],
+            "event 'thing_done': a field named 'email' would carry an email address; events "
+            "never carry secrets or personal data",
+            id="personal-data-field",
+        ),
+        pytest.param(
+            "thing_done",
+            ["reason", "reason"],
+            "event 'thing_done': the field 'reason' appears twice",
+            id="duplicate-field",
+        ),
+    ],
+)
+def test_declare_event_rejects(name: str, fields: Any, message: str) -> None:
+    """declare_event applies the rule file's checks and registers nothing on failure."""
+    with pytest.raises(ValueError, match=exactly(message)):
+        declare_event(name, fields)
+    assert dict(catalog.declared_events()) == {}
+
+
+@pytest.mark.parametrize(
+    "domain",
+    [
+        pytest.param("ciam", id="word"),
+        pytest.param("shop.eu-1", id="dots-and-dashes"),
+        pytest.param("A_b9", id="mixed"),
+        pytest.param("d" * 64, id="64-chars"),
+    ],
+)
+def test_emit_event_accepts_short_domains(domain: str) -> None:
+    """A domain of letters, digits, '_', '.' and '-' is written as given."""
+    with capture_events() as events:
+        emit_event("breach_check_passed", domain=domain, output=ListSink())
+    assert events[0]["domain"] == domain
+
+
+@pytest.mark.parametrize(
+    "domain",
+    [
+        pytest.param("", id="empty"),
+        pytest.param("two words", id="space"),
+        pytest.param("ciam\n", id="newline"),
+        pytest.param("a/b", id="slash"),
+        pytest.param("d" * 65, id="65-chars"),
+        pytest.param("é", id="non-ascii"),
+        pytest.param(7, id="int"),
+    ],
+)
+def test_emit_event_rejects_bad_domains(domain: Any) -> None:
+    """Any other domain is a ValueError naming the accepted form; nothing is emitted."""
+    with pytest.raises(
+        ValueError,
+        match=exactly(
+            f"domain {domain!r} is not valid: use a short name of letters, digits, '_', '.' or "
+            "'-' (at most 64 characters, for example 'ciam')"
+        ),
+    ):
+        emit_event("breach_check_passed", domain=domain, output=ListSink())
+    assert emit.stats() == ZERO
+
+
+def test_emit_event_rejects_a_bad_hera_domain(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A HERA_DOMAIN that is not a short name is refused, naming the variable."""
+    monkeypatch.setenv("HERA_DOMAIN", "my shop")
+    with pytest.raises(
+        ValueError,
+        match=exactly(
+            "HERA_DOMAIN: domain 'my shop' is not valid: use a short name of letters, digits, "
+            "'_', '.' or '-' (at most 64 characters, for example 'ciam')"
+        ),
+    ):
+        emit_event("breach_check_passed", output=ListSink())
 
 
 def test_emit_event_defaults_from_environment(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    """domain and output default to HERA_DOMAIN and HERA_OUTPUT."""
+    """Without a middleware, domain and output default to HERA_DOMAIN and HERA_OUTPUT."""
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("HERA_DOMAIN", "envdomain")
     monkeypatch.setenv("HERA_OUTPUT", "file:env-events.jsonl")
@@ -854,6 +1246,32 @@ def test_emit_event_defaults_from_environment(
     }
 
 
+def test_emit_event_defaults_to_the_latest_middleware_target(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """After set_default_target, emit_event writes there; explicit arguments still win."""
+    monkeypatch.setenv("HERA_DOMAIN", "envdomain")
+    monkeypatch.setenv("HERA_OUTPUT", "stderr")
+    first, latest, explicit = ListSink(), ListSink(), ListSink()
+    set_default_target("first", get_emitter(first))
+    set_default_target("shop", get_emitter(latest))
+    emit_event("breach_check_passed")
+    emit_event("breach_check_passed", domain="other")
+    emit_event("breach_check_passed", output=explicit)
+    assert emit.flush()
+    assert first.lines == []
+    assert [e["domain"] for e in latest.events()] == ["shop", "other"]
+    assert [e["domain"] for e in explicit.events()] == ["shop"]
+
+
+def test_set_default_target_rejects_a_bad_domain() -> None:
+    """set_default_target validates the domain like emit_event and keeps the old target."""
+    sink = ListSink()
+    with pytest.raises(ValueError, match=r"^domain 'a b' is not valid: "):
+        set_default_target("a b", get_emitter(sink))
+    assert emit._default_target is None
+
+
 def test_stats_count_and_module_flush() -> None:
     """stats() has the five counters; count() adds; flush() covers every emitter."""
     emit.count("facts_unknown", 2)
@@ -867,26 +1285,36 @@ def test_stats_count_and_module_flush() -> None:
 
 
 def test_forked_child_gets_its_own_writer(make_emitter: Callable[..., Emitter]) -> None:
-    """After fork the child emits through a fresh writer; the parent's queue is not copied."""
+    """After fork the child emits through a fresh writer, to the inherited duplicate fd.
+
+    The parent's queue is not copied into the child.
+    """
     before = make_emitter(ListSink())
     before.put(line_for("before_fork"))
     assert before.flush()
-    assert emit.stats()["events_written"] == 1  # the child must not inherit this
     parent = os.getpid()
     r, w = os.pipe()
+    gating = threading.Event()
     gate = threading.Event()
     entered = threading.Event()
 
     class ParentGatedFd(FdSink):
         def write(self, line: bytes) -> None:
-            if os.getpid() == parent:
+            if gating.is_set() and os.getpid() == parent:
                 entered.set()
                 gate.wait()
             super().write(line)
 
     chunks: list[bytes] = []
     reader = read_all(r, chunks)
-    emitter = make_emitter(ParentGatedFd(w, "test pipe"))
+    sink = ParentGatedFd(w, "test pipe")
+    emitter = make_emitter(sink)
+    emitter.put(line_for("parent_zero"))
+    assert emitter.flush()
+    duplicate = sink.out
+    assert duplicate not in (-1, w)
+    assert emit.stats()["events_written"] == 2  # the child must not inherit this
+    gating.set()
     emitter.put(line_for("parent_one"))
     assert entered.wait(5)
     emitter.put(line_for("parent_two"))  # still queued at fork time
@@ -898,18 +1326,20 @@ def test_forked_child_gets_its_own_writer(make_emitter: Callable[..., Emitter]) 
         try:
             fresh = emit.stats() == ZERO and not emitter._dq and emitter._thread is None
             emitter.put(line_for("child_one"))
-            code = 0 if emitter.flush(5) and fresh and emit.stats()["events_written"] == 1 else 2
+            flushed = emitter.flush(5)
+            same_fd = sink.out == duplicate
+            code = 0 if flushed and fresh and same_fd and emit.stats()["events_written"] == 1 else 2
         finally:
             os._exit(code)
     _, status = os.waitpid(pid, 0)
     assert os.waitstatus_to_exitcode(status) == 0
     gate.set()
-    assert emitter.flush()
+    assert emitter.close()  # closes the duplicate too, so the reader sees end of file
     os.close(w)
     reader.join()
     os.close(r)
     names = [orjson.loads(line)["event"] for line in b"".join(chunks).splitlines()]
-    assert names == ["child_one", "parent_one", "parent_two"]
+    assert names == ["parent_zero", "child_one", "parent_one", "parent_two"]
 
 
 def run_python(code: str) -> subprocess.Popen[bytes]:
@@ -946,7 +1376,9 @@ def test_line_is_readable_while_the_process_runs() -> None:
 def test_exit_flushes_and_prints_the_summary() -> None:
     """Lines queued when the interpreter exits are written, then a summary goes to stderr."""
     proc = run_python(
+        "from hera_middleware.catalog import declare_event\n"
         "from hera_middleware.emit import emit_event\n"
+        "declare_event('thing_done', ['i'])\n"
         "for i in range(3000):\n"
         "    emit_event('thing_done', i=i)\n"
         "emit_event('captcha_failed', reason='timeout')\n"
@@ -987,6 +1419,49 @@ def test_exit_counts_what_it_could_not_write() -> None:
     ]
 
 
+def test_exit_is_not_held_up_by_a_producer_blocked_on_a_stuck_output() -> None:
+    """on_full='block' on a stuck output: a blocked thread stops waiting when exit begins.
+
+    The exit flush is bounded, and what could not be written is counted as dropped.
+    """
+    proc = run_python(
+        "import threading, time\n"
+        "from hera_middleware import _emitter, emit\n"
+        "_emitter.EXIT_TIMEOUT = 0.1\n"
+        "entered = threading.Event()\n"
+        "class Stuck:\n"
+        "    def write(self, line):\n"
+        "        entered.set(); threading.Event().wait()\n"
+        "    def close(self): pass\n"
+        "e = emit.Emitter(Stuck(), on_full='block', maxsize=1)\n"
+        'line = b\'{"type":"audit","event":"x_y","domain":"ciam","ts":"t"}\\n\'\n'
+        "e.put(line)\n"
+        "entered.wait()\n"
+        "e.put(line)\n"
+        "producer = threading.Thread(target=e.put, args=(line,))\n"  # not a daemon
+        "producer.start()\n"
+        "while not e._waiting:\n"
+        "    time.sleep(0.001)\n"
+    )
+    out, err = proc.communicate(timeout=60)
+    assert (proc.returncode, out) == (0, b"")
+    assert err.decode().splitlines() == [
+        "hera-middleware: 0 events written, 2 dropped, 0 fields nulled, 0 facts unknown, "
+        "0 internal errors"
+    ]
+
+
+def test_summary_when_only_facts_were_unknown() -> None:
+    """Any non-zero counter prints the exit summary, even with no event written."""
+    proc = run_python("from hera_middleware import emit\nemit.count('facts_unknown', 2)\n")
+    out, err = proc.communicate(timeout=60)
+    assert (proc.returncode, out) == (0, b"")
+    assert err.decode().splitlines() == [
+        "hera-middleware: 0 events written, 0 dropped, 0 fields nulled, 2 facts unknown, "
+        "0 internal errors"
+    ]
+
+
 def test_broken_stdout_never_kills_the_process() -> None:
     """E18: even with SIGPIPE at its default action, a closed stdout pipe costs only drops."""
     r, w = os.pipe()
@@ -996,7 +1471,9 @@ def test_broken_stdout_never_kills_the_process() -> None:
     code = (
         "import signal\n"
         "signal.signal(signal.SIGPIPE, signal.SIG_DFL)\n"
+        "from hera_middleware.catalog import declare_event\n"
         "from hera_middleware.emit import emit_event, flush\n"
+        "declare_event('thing_done', ['i'])\n"
         "for i in range(3):\n"
         "    emit_event('thing_done', i=i)\n"
         "assert flush(5)\n"
@@ -1028,7 +1505,9 @@ def test_sigterm_leaves_nothing_unwritten() -> None:
     """E16: lines stuck behind a full pipe at SIGTERM are all written during shutdown."""
     proc = run_python(
         "import signal, sys, time\n"
+        "from hera_middleware.catalog import declare_event\n"
         "from hera_middleware.emit import emit_event\n"
+        "declare_event('thing_done', ['i', 'pad'])\n"
         "signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))\n"
         "for i in range(4000):\n"
         "    emit_event('thing_done', i=i, pad='p' * 100)\n"

@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import io
 import logging
 import os
 import re
 import stat
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import orjson
 import pytest
 
-from hera_middleware import _diagnostics, _stats
+from hera_middleware import _diagnostics, _stats, emit
 from hera_middleware.emit import Emitter
 from hera_middleware.sinks import (
     CallableSink,
@@ -36,8 +38,10 @@ FORMS = (
 
 
 @pytest.fixture(autouse=True)
-def _fresh_counters() -> None:
+def _fresh_counters() -> Iterator[None]:
     _stats._reset_for_tests()
+    _diagnostics._reset_for_tests()
+    yield
     _diagnostics._reset_for_tests()
 
 
@@ -73,10 +77,10 @@ class WriteOnly:
     ],
 )
 def test_standard_streams_are_descriptors(spec: str, kind: type, fd: int, name: str) -> None:
-    """stdout and stderr write to descriptors 1 and 2 directly."""
+    """stdout and stderr are descriptors 1 and 2, duplicated only when first written."""
     sink = open_sink(spec)
     assert type(sink) is kind
-    assert (sink.fd, sink.name) == (fd, name)  # type: ignore[attr-defined]
+    assert (sink.fd, sink.out, sink.name) == (fd, -1, name)  # type: ignore[attr-defined]
 
 
 def test_file_spec_is_absolute_and_lazy(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
@@ -163,6 +167,90 @@ def test_descriptor_flags_are_never_changed() -> None:
         os.close(w)
 
 
+def test_lines_go_to_a_duplicate_not_to_a_reused_number() -> None:
+    """The app closing the descriptor and the number being reused does not redirect events."""
+    r1, w1 = os.pipe()
+    r2, w2 = os.pipe()
+    sink = FdSink(w1, "test pipe")
+    try:
+        sink.write(LINE)
+        duplicate = sink.out
+        assert duplicate not in (-1, w1)
+        os.close(w1)  # the app closes "stdout" ...
+        os.dup2(w2, w1)  # ... and the number goes to something else (a client socket)
+        sink.write(LINE)
+        assert sink.out == duplicate
+        os.close(w1)
+        os.close(w2)
+        assert os.read(r2, 4096) == b""  # nothing for the newcomer
+        assert os.read(r1, 4096) == LINE + LINE
+    finally:
+        sink.close()
+        os.close(r1)
+        os.close(r2)
+
+
+def test_only_the_duplicate_is_close_on_exec() -> None:
+    """Our duplicate is not inherited by child processes; the original keeps its flags."""
+    r, w = os.pipe()
+    os.set_inheritable(w, True)  # as an inherited stdout is
+    before = (fcntl.fcntl(w, fcntl.F_GETFD), fcntl.fcntl(w, fcntl.F_GETFL))
+    sink = FdSink(w, "test pipe")
+    try:
+        sink.write(LINE)
+        assert fcntl.fcntl(sink.out, fcntl.F_GETFD) & fcntl.FD_CLOEXEC == fcntl.FD_CLOEXEC
+        assert os.get_inheritable(sink.out) is False
+        assert (fcntl.fcntl(w, fcntl.F_GETFD), fcntl.fcntl(w, fcntl.F_GETFL)) == before
+        assert os.get_inheritable(w) is True
+    finally:
+        sink.close()
+        os.close(r)
+        os.close(w)
+
+
+def test_close_releases_the_duplicate_only() -> None:
+    """close() closes our duplicate and leaves the original open; a later write dups again."""
+    r, w = os.pipe()
+    sink = FdSink(w, "test pipe")
+    try:
+        sink.write(LINE)
+        duplicate = sink.out
+        sink.close()
+        assert sink.out == -1
+        with pytest.raises(OSError, match="Bad file descriptor"):
+            os.fstat(duplicate)
+        os.fstat(w)  # still open
+        sink.write(LINE)
+        assert os.read(r, 4096) == LINE + LINE
+    finally:
+        sink.close()
+        os.close(r)
+        os.close(w)
+
+
+def test_a_descriptor_closed_before_the_first_write_is_never_duplicated_later() -> None:
+    """If the first dup fails, the number is not tried again: it may belong to a socket by then."""
+    r1, w1 = os.pipe()
+    r2, w2 = os.pipe()
+    os.close(w1)
+    sink = FdSink(w1, "closed fd")
+    try:
+        with pytest.raises(OSError, match="Bad file descriptor") as first:
+            sink.write(LINE)
+        assert first.value.errno == errno.EBADF
+        os.dup2(w2, w1)  # the number is reused
+        with pytest.raises(OSError, match="Bad file descriptor") as second:
+            sink.write(LINE)
+        assert second.value.errno == errno.EBADF
+        assert sink.out == -1
+        os.close(w1)
+        os.close(w2)
+        assert os.read(r2, 4096) == b""
+    finally:
+        os.close(r1)
+        os.close(r2)
+
+
 def test_fd_sink_completes_a_short_write(monkeypatch: pytest.MonkeyPatch) -> None:
     """If the kernel takes part of a line, the rest follows; no half line is left."""
     r, w = os.pipe()
@@ -175,11 +263,13 @@ def test_fd_sink_completes_a_short_write(monkeypatch: pytest.MonkeyPatch) -> Non
         return n
 
     monkeypatch.setattr(os, "write", short_first)
+    sink = FdSink(w)
     try:
-        FdSink(w).write(LINE)
+        sink.write(LINE)
         assert sizes == [10, len(LINE) - 10]
         assert os.read(r, 4096) == LINE
     finally:
+        sink.close()
         os.close(r)
         os.close(w)
 
@@ -195,6 +285,97 @@ def test_logger_sink(caplog: pytest.LogCaptureFixture) -> None:
     assert [(r.name, r.levelno, r.getMessage()) for r in caplog.records] == [
         ("hera.events", logging.INFO, LINE[:-1].decode())
     ]
+
+
+LOST = (
+    "hera-middleware: warning: logger 'hera.lost' has no handler for INFO records; events "
+    "written there are lost ({} events written, {} dropped, 0 fields nulled, 0 facts unknown, "
+    "0 internal errors)"
+)
+
+
+@pytest.fixture
+def cut_off() -> Iterator[Callable[[], logging.Logger]]:
+    """Make 'hera.lost' a logger at INFO that does not reach the root logger's handlers.
+
+    Call it in the test itself: pytest attaches its capture handler to loggers that do
+    not propagate when the test starts.
+    """
+    logger = logging.getLogger("hera.lost")
+
+    def cut() -> logging.Logger:
+        logger.propagate = False
+        logger.setLevel(logging.INFO)
+        return logger
+
+    yield cut
+    logger.propagate = True
+    logger.setLevel(logging.NOTSET)
+    for handler in list(logger.handlers):
+        logger.removeHandler(handler)
+
+
+class ListHandler(logging.Handler):
+    """A handler that keeps every message."""
+
+    def __init__(self, level: int = logging.NOTSET) -> None:
+        super().__init__(level)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage())
+
+
+@pytest.mark.parametrize(
+    "setup",
+    [
+        pytest.param("no-handler", id="no-handler"),
+        pytest.param("level-warning", id="logger-level-warning"),
+        pytest.param("handler-warning", id="handler-level-warning"),
+    ],
+)
+def test_logger_that_drops_info_counts_and_warns_once(
+    setup: str, cut_off: Callable[[], logging.Logger], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Events on a logger that would drop INFO records are counted as dropped, with one warning."""
+    lost_logger = cut_off()
+    if setup == "level-warning":
+        lost_logger.addHandler(ListHandler())
+        lost_logger.setLevel(logging.WARNING)
+    elif setup == "handler-warning":
+        lost_logger.addHandler(ListHandler(logging.WARNING))
+    emitter = Emitter("logger:hera.lost")
+    for _ in range(3):
+        emitter.put(LINE)
+    assert emitter.flush()
+    assert emit.stats()["events_written"] == 0
+    assert emit.stats()["events_dropped"] == 3
+    assert capsys.readouterr().err.splitlines() == [LOST.format(0, 1)]
+    assert emitter.close()
+
+
+def test_logger_loss_is_reported_once_a_handler_appears(
+    cut_off: Callable[[], logging.Logger], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """When the logger gets a handler, the next event is logged, then the events_dropped line."""
+    lost_logger = cut_off()
+    emitter = Emitter("logger:hera.lost")
+    emitter.put(LINE)
+    emitter.put(LINE)
+    assert emitter.flush()
+    handler = ListHandler()
+    lost_logger.addHandler(handler)
+    emitter.put(LINE)
+    assert emitter.close()
+    assert handler.messages[0] == LINE[:-1].decode()
+    assert [orjson.loads(m)["event"] for m in handler.messages] == [
+        "breach_check_passed",
+        "events_dropped",
+    ]
+    assert orjson.loads(handler.messages[1])["count"] == 2
+    assert emit.stats()["events_written"] == 1
+    assert emit.stats()["events_dropped"] == 2
+    assert capsys.readouterr().err.splitlines() == [LOST.format(0, 1)]
 
 
 def test_callable_sink_gets_the_event_dict() -> None:

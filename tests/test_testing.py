@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import re
 import threading
+from collections.abc import Iterator
 
 import orjson
 import pytest
 
-from hera_middleware import _capture, _diagnostics, _stats
+from hera_middleware import _capture, _diagnostics, _stats, emit
 from hera_middleware.emit import Emitter, emit_event, get_emitter, send_event
 from hera_middleware.testing import capture_events
 
@@ -19,6 +20,18 @@ TS = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z")
 def _fresh_counters() -> None:
     _stats._reset_for_tests()
     _diagnostics._reset_for_tests()
+
+
+@pytest.fixture(autouse=True)
+def _own_registry(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Each test starts without a default target and leaves no emitters behind."""
+    before = dict(emit._EMITTERS)
+    monkeypatch.setattr(emit, "_default_target", None)
+    yield
+    for key, emitter in list(emit._EMITTERS.items()):
+        if before.get(key) is not emitter:
+            del emit._EMITTERS[key]
+            emitter.close(timeout=5.0)
 
 
 class ListSink:

@@ -8,6 +8,7 @@ counted and reported in the stream by an ``events_dropped`` line once output rec
 
 from __future__ import annotations
 
+import asyncio
 import atexit
 import contextlib
 import errno
@@ -24,7 +25,7 @@ import orjson
 from . import _capture, _stats
 from ._diagnostics import count, internal_error, summary, warn, write_stderr
 from .catalog import EVENTS_DROPPED
-from .sinks import FdSink, FileSink, Output, open_sink
+from .sinks import FdSink, FileSink, LineLost, Output, open_sink
 
 __all__ = ["DEFAULT_MAXSIZE", "EXIT_TIMEOUT", "FULL_WAIT", "Emitter", "flush_all", "format_ts"]
 
@@ -92,8 +93,13 @@ class Emitter:
     Args:
         output: anything :func:`hera_middleware.sinks.open_sink` accepts.
         on_full: ``"drop"`` waits about 50 ms for room once per stall, then drops and
-            counts, and writes an ``events_dropped`` line once output recovers;
-            ``"block"`` waits until there is room and never drops.
+            counts, and writes an ``events_dropped`` line once output recovers; on a
+            thread running an asyncio event loop it never waits, it drops at once (a
+            wait there would stall every request of the loop). ``"block"`` waits
+            until there is room and never drops, also on an event loop thread: there
+            a stuck output backs up the whole loop, which is what opting in means.
+            Once the interpreter starts exiting, blocked producers stop waiting and
+            the exit flush is bounded by :data:`EXIT_TIMEOUT`.
         maxsize: lines the queue holds.
 
     Example::
@@ -155,6 +161,9 @@ class Emitter:
         if threading.get_ident() == self._writer_ident:  # a sink that emits: never self-wait
             self._drop(line, overflow=True)
             return
+        if not self._block and asyncio._get_running_loop() is not None:
+            self._drop(line, overflow=True)  # never freeze an event loop, not even 50 ms
+            return
         if self._block or not self._stalled:
             deadline = None if self._block else time.monotonic() + FULL_WAIT
             with self._cond:
@@ -164,8 +173,8 @@ class Emitter:
                     while len(self._dq) >= self.maxsize:
                         if deadline is None:
                             thread = self._thread
-                            if thread is None or not thread.is_alive():
-                                break  # no writer to wait for (shutdown): queue past the bound
+                            if _exiting or thread is None or not thread.is_alive():
+                                break  # exiting, or no writer to wait for: queue past the bound
                             self._cond.wait(0.1)
                             continue
                         remaining = deadline - time.monotonic()
@@ -189,6 +198,10 @@ class Emitter:
             self._overflowed = self._overflowed or overflow
             self._attention = True
         count("events_dropped")
+
+    def idle(self) -> bool:
+        """True when nothing is queued and nobody waits for room (a hint, not a promise)."""
+        return not self._dq and not self._waiting and not self._pending_dropped
 
     def _start(self) -> None:
         # A thread that cannot start (interpreter shutdown) is retried on the next put.
@@ -248,7 +261,7 @@ class Emitter:
                     else:
                         write(item)
                         if fd_sink is not None:
-                            fd = fd_sink.fd
+                            fd = fd_sink.out
                 except BaseException as exc:  # a user sink may raise anything
                     self._failed(exc, item)
                     continue
@@ -307,6 +320,9 @@ class Emitter:
         self._attention = True
         if line is not None:
             self._drop(line, overflow=False)
+        if isinstance(exc, LineLost):  # the sink's own words, free of event data
+            warn(f"output:{self.name}", str(exc))
+            return
         warn(
             f"output:{self.name}",
             f"cannot write events to {self.name} ({_reason(exc)}); "
@@ -374,7 +390,18 @@ def flush_all(timeout: float | None = 5.0) -> bool:
     return ok
 
 
+_exiting = False
+
+
+def _stop_waiting() -> None:
+    # Run when the interpreter starts exiting, before non-daemon threads are joined: a
+    # producer blocked on a stuck output (on_full "block") must not hang the exit.
+    global _exiting
+    _exiting = True
+
+
 def _at_exit() -> None:
+    _stop_waiting()
     try:
         deadline = time.monotonic() + EXIT_TIMEOUT
         for emitter in list(_ALL):
@@ -389,14 +416,14 @@ _summary_written = False
 
 
 def write_summary() -> None:
-    """The counters as one stderr line, once per process, if anything was emitted.
+    """The counters as one stderr line, once per process, if any counter is not zero.
 
     Called at lifespan shutdown and at exit: servers such as uvicorn end with the
     re-raised SIGTERM, and atexit handlers do not run then.
     """
     global _summary_written
     counters = _stats.snapshot()
-    if not _summary_written and (counters["events_written"] or counters["events_dropped"]):
+    if not _summary_written and any(counters.values()):
         _summary_written = True
         write_stderr(f"hera-middleware: {summary()}")
 
@@ -408,5 +435,9 @@ def _after_fork_in_child() -> None:
 
 
 atexit.register(_at_exit)
+# Python 3.9+: runs before threading joins non-daemon threads (atexit runs after).
+_register_thread_exit = getattr(threading, "_register_atexit", None)
+if _register_thread_exit is not None:
+    _register_thread_exit(_stop_waiting)
 if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_after_fork_in_child)

@@ -3,7 +3,7 @@
 :func:`send_event` builds the envelope, serializes it (redacting values orjson rejects,
 trimming oversized lines field by field), hands the dict to capture listeners and
 enqueues the line on an :class:`Emitter`. Nothing here raises into the caller except
-argument errors of :func:`emit_event`.
+argument errors of :func:`emit_event` and :func:`get_emitter`.
 """
 
 from __future__ import annotations
@@ -18,13 +18,14 @@ import orjson
 
 from . import _capture, _stats
 from ._diagnostics import count, internal_error
-from ._emitter import Emitter, _default_domain, flush_all, format_ts
-from .catalog import CATALOG, RESERVED_KEYS, event_name_problem, field_name_problem
+from ._emitter import Emitter, flush_all, format_ts
+from .catalog import RESERVED_KEYS, domain_problem, lookup_event
 from .errors import did_you_mean
 from .policy import REDACTED, clean_value
-from .sinks import Output
+from .sinks import FileSink, Output
 
 __all__ = [
+    "MAX_EMITTERS",
     "MAX_LINE",
     "Emitter",
     "count",
@@ -33,6 +34,7 @@ __all__ = [
     "format_ts",
     "get_emitter",
     "send_event",
+    "set_default_target",
     "stats",
 ]
 
@@ -117,15 +119,26 @@ def _trim(record: dict[str, object], size: int) -> bytes:
     return line
 
 
+#: Distinct emitters (outputs) a process may have; each has a queue and a writer thread.
+MAX_EMITTERS = 32
+
 _EMITTERS: dict[tuple[object, str], Emitter] = {}
 _registry_lock = threading.Lock()
+# (domain, emitter) of the most recently created middleware: emit_event's defaults.
+_default_target: tuple[str, Emitter] | None = None
 
 
 def get_emitter(output: Output, on_full: str = "drop") -> Emitter:
     """The process's emitter for ``(output, on_full)``, created on first use.
 
+    At most :data:`MAX_EMITTERS` exist at once: an idle ``file:`` emitter is closed to
+    make room (its file is reopened if it is used again); otherwise a new output beyond
+    the limit is refused, since a new callable or sink object per call would start a
+    new writer thread each time.
+
     Raises:
-        ValueError: for an output or ``on_full`` value that is not valid.
+        ValueError: for an output or ``on_full`` value that is not valid, or one output
+            too many.
     """
     try:
         key: tuple[object, str] = (output, on_full)  # equal bound methods share an emitter
@@ -133,12 +146,53 @@ def get_emitter(output: Output, on_full: str = "drop") -> Emitter:
     except TypeError:  # unhashable: by identity (the emitter keeps the object alive)
         key = (id(output), on_full)
         emitter = _EMITTERS.get(key)
-    if emitter is None:
-        with _registry_lock:
-            emitter = _EMITTERS.get(key)
-            if emitter is None:
-                emitter = _EMITTERS[key] = Emitter(output, on_full=on_full)
+    if emitter is not None:
+        return emitter
+    evicted: Emitter | None = None
+    with _registry_lock:
+        emitter = _EMITTERS.get(key)
+        if emitter is None:
+            if len(_EMITTERS) >= MAX_EMITTERS:
+                evicted = _evict_one()
+            emitter = _EMITTERS[key] = Emitter(output, on_full=on_full)
+    if evicted is not None:
+        evicted.close(timeout=1.0)  # outside the lock: idle, so this returns at once
     return emitter
+
+
+def _evict_one() -> Emitter:
+    # Called with the lock held. Only our own file sinks: they reopen identically, and
+    # closing them runs no user code; an evicted emitter still works for its holder.
+    for key, emitter in _EMITTERS.items():
+        if type(emitter.sink) is FileSink and emitter.idle() and emitter is not _default_emitter():
+            del _EMITTERS[key]
+            return emitter
+    raise ValueError(
+        f"too many outputs: this process already has {MAX_EMITTERS} (each has its own "
+        "queue and writer thread); create the output once and reuse it rather than "
+        "passing a new callable or sink object each time"
+    )
+
+
+def _default_emitter() -> Emitter | None:
+    target = _default_target
+    return target[1] if target is not None else None
+
+
+def set_default_target(domain: str, emitter: Emitter) -> None:
+    """Make ``domain`` and ``emitter`` what :func:`emit_event` uses when not told.
+
+    The middleware calls this when it is created, so ``emit_event`` writes where the
+    most recently created middleware of the process writes.
+
+    Raises:
+        ValueError: for a ``domain`` that is not a short name (see ``domain_problem``).
+    """
+    problem = domain_problem(domain)
+    if problem is not None:
+        raise ValueError(problem)
+    global _default_target
+    _default_target = (domain, emitter)
 
 
 def _clean(field: str, value: object) -> object:
@@ -154,51 +208,64 @@ def emit_event(
 ) -> None:
     """Emit one event directly, with the same envelope and privacy policy as rules.
 
-    A catalog event gets its fields in catalog order, a missing one as ``null``
-    (counted in ``fields_nulled``); a custom event keeps the order given. ``domain``
-    defaults to ``$HERA_DOMAIN`` or ``"ciam"``, ``output`` to ``$HERA_OUTPUT`` or
-    ``"stdout"``.
+    ``name`` is a catalog event or one declared with
+    :func:`hera_middleware.declare_event` (or under ``events:`` in a loaded rule
+    file). Its fields are exactly the declared ones, in declared order; a missing one is
+    written as ``null`` (counted in ``fields_nulled``). Values pass the same run-time
+    policy as rule fields.
+
+    ``output`` and ``domain`` default to those of the most recently created middleware
+    of this process, else to ``$HERA_OUTPUT`` / ``$HERA_DOMAIN``, else to ``"stdout"`` /
+    ``"ciam"``. Pass one ``output`` object and reuse it: each distinct output has its
+    own writer thread, and a process may have at most 32.
 
     Raises:
-        ValueError: for a bad event name, a field a catalog event does not have, a bad
-            field name, or a bad output.
+        ValueError: for an unknown or malformed event name, a field the event does not
+            have, a domain that is not a short name, or a bad output.
 
     Example::
 
-        emit_event("password_reset_requested", flow="password_reset")
+        emit_event("captcha_failed", flow="login", reason="timeout")
     """
-    problem = event_name_problem(name)
-    if problem is not None:
-        raise ValueError(problem)
-    etype = CATALOG.get(name)
-    if etype is not None:
-        for field in fields:
-            if field not in etype.fields:
-                accepted = ", ".join(etype.fields) or "none"
-                hint = did_you_mean(field, etype.fields)
-                raise ValueError(
-                    f"event {name!r} has no field {field!r} (its fields: {accepted})"
-                    + (f"; {hint}" if hint else "")
-                )
-        names = etype.fields
+    etype = lookup_event(name)
+    names = etype.fields
+    for field in fields:
+        if field not in names:
+            accepted = ", ".join(names) or "none"
+            hint = did_you_mean(field, names)
+            raise ValueError(
+                f"event {name!r} has no field {field!r} (its fields: {accepted})"
+                + (f"; {hint}" if hint else "")
+            )
+    target = _default_target
+    if domain is None:
+        domain = target[0] if target is not None else _env_domain()
     else:
-        for field in fields:
-            problem = field_name_problem(field)
-            if problem is not None:
-                raise ValueError(problem)
-        names = tuple(fields)
+        problem = domain_problem(domain)
+        if problem is not None:
+            raise ValueError(problem)
+    if output is not None:
+        emitter = get_emitter(output, os.environ.get("HERA_ON_FULL") or "drop")
+    elif target is not None:
+        emitter = target[1]
+    else:
+        emitter = get_emitter(
+            os.environ.get("HERA_OUTPUT") or "stdout", os.environ.get("HERA_ON_FULL") or "drop"
+        )
     cleaned: dict[str, object] = {}
     for field in names:
         cleaned[field] = _clean(field, fields[field]) if field in fields else None
     if len(names) > len(fields):
         count("fields_nulled", len(names) - len(fields))
-    emitter = get_emitter(
-        output if output is not None else (os.environ.get("HERA_OUTPUT") or "stdout"),
-        os.environ.get("HERA_ON_FULL") or "drop",
-    )
-    send_event(
-        name, cleaned, domain=domain if domain is not None else _default_domain(), emitter=emitter
-    )
+    send_event(name, cleaned, domain=domain, emitter=emitter)
+
+
+def _env_domain() -> str:
+    domain = os.environ.get("HERA_DOMAIN") or "ciam"
+    problem = domain_problem(domain)
+    if problem is not None:
+        raise ValueError(f"HERA_DOMAIN: {problem}")
+    return domain
 
 
 def stats() -> dict[str, int]:

@@ -7,6 +7,7 @@ emitter counts the line as dropped and warns once per output.
 
 from __future__ import annotations
 
+import errno
 import io
 import logging
 import os
@@ -21,6 +22,7 @@ __all__ = [
     "CallableSink",
     "FdSink",
     "FileSink",
+    "LineLost",
     "LoggerSink",
     "Output",
     "Sink",
@@ -52,20 +54,52 @@ _FORMS = (
 )
 
 
-class FdSink:
-    """Write each line with one ``os.write`` to a file descriptor the process owns.
+class LineLost(Exception):
+    """Raised by :meth:`Sink.write` when the line cannot reach its output.
 
-    The descriptor's flags are never changed. A short write (a full disk, a signal) is
-    completed with further writes so the line is never left half-written.
+    The emitter counts the line as dropped and uses the message, which must carry no
+    event data, as its rate-limited warning.
+    """
+
+
+class FdSink:
+    """Write each line with one ``os.write`` to a duplicate of a file descriptor.
+
+    The descriptor (1 for stdout) is duplicated once, on the first write, and lines go
+    to the duplicate: if the app later closes descriptor 1 and the number is reused
+    (by an accepted socket, say), events keep going where stdout went and never to a
+    client. The duplicate is close-on-exec, so child processes do not inherit it; a
+    forked child keeps writing to it. The original descriptor's flags are never
+    changed. A descriptor that cannot be duplicated (already closed) is not tried
+    again: by then its number may belong to something else. A short write (a full
+    disk, a signal) is completed with further writes so the line is never left
+    half-written.
     """
 
     def __init__(self, fd: int, name: str | None = None) -> None:
         self.fd = fd
         self.name = name if name is not None else f"fd {fd}"
+        #: The descriptor lines are written to once open, else -1.
+        self.out = -1
+        self._lost_errno = 0  # why fd could not be duplicated, for good
+
+    def open(self) -> int:
+        """Duplicate :attr:`fd` (close-on-exec) into :attr:`out` and return it."""
+        if self._lost_errno:
+            raise OSError(self._lost_errno, os.strerror(self._lost_errno))
+        try:
+            out = os.dup(self.fd)  # non-inheritable (FD_CLOEXEC) since Python 3.4
+        except OSError as exc:
+            self._lost_errno = exc.errno or errno.EBADF
+            raise
+        os.set_inheritable(out, False)  # ours only; the original keeps its flags
+        self.out = out
+        return out
 
     def write(self, line: bytes) -> None:
         """Write ``line`` to the descriptor."""
-        n = os.write(self.fd, line)
+        out = self.out if self.out >= 0 else self.open()
+        n = os.write(out, line)
         if n != len(line):  # regular files and pipes under 4096 bytes never take this path
             self.write_rest(line, n)
 
@@ -73,10 +107,13 @@ class FdSink:
         """Finish a short write of ``line`` of which ``done`` bytes were written."""
         view = memoryview(line)[done:]
         while view:
-            view = view[os.write(self.fd, view) :]
+            view = view[os.write(self.out, view) :]
 
     def close(self) -> None:
-        """Do nothing: the descriptor belongs to whoever opened it."""
+        """Close the duplicate; the original belongs to whoever opened it."""
+        out, self.out = self.out, -1
+        if out >= 0:
+            os.close(out)
 
 
 class FileSink(FdSink):
@@ -90,33 +127,54 @@ class FileSink(FdSink):
         self.path = os.path.abspath(path)
         super().__init__(-1, f"file {self.path}")
 
-    def write(self, line: bytes) -> None:
-        """Open the file if needed, then append ``line``."""
-        if self.fd < 0:
-            flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_CLOEXEC", 0)
-            self.fd = os.open(self.path, flags, 0o644)
-        super().write(line)
+    def open(self) -> int:
+        """Open the file for appending (close-on-exec) into :attr:`out` and return it."""
+        flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_CLOEXEC", 0)
+        self.out = os.open(self.path, flags, 0o644)
+        return self.out
 
     def close(self) -> None:
         """Close the file; the next write reopens it."""
-        fd, self.fd = self.fd, -1
-        if fd >= 0:
-            os.close(fd)
+        super().close()
 
 
 class LoggerSink:
-    """Log each line (without its newline) at INFO on a :mod:`logging` logger."""
+    """Log each line (without its newline) at INFO on a :mod:`logging` logger.
+
+    A logger that would drop INFO records (its level, ``logging.disable``, or no
+    handler on its way to the root that takes INFO) loses the event: the line is
+    counted as dropped with a rate-limited warning instead of vanishing unseen.
+    """
 
     def __init__(self, name: str) -> None:
         self.logger = logging.getLogger(name)
         self.name = f"logger {name}"
+        self._lost = (
+            f"logger {name!r} has no handler for INFO records; events written there are lost"
+        )
 
     def write(self, line: bytes) -> None:
         """Log ``line`` as text."""
-        self.logger.info(line[:-1].decode("utf-8"))
+        logger = self.logger
+        if not (logger.isEnabledFor(logging.INFO) and _handles_info(logger)):
+            raise LineLost(self._lost)
+        logger.info(line[:-1].decode("utf-8"))
 
     def close(self) -> None:
         """Do nothing: handlers belong to the logging configuration."""
+
+
+def _handles_info(logger: logging.Logger) -> bool:
+    # logging.Logger.callHandlers' walk: a handler at INFO or below on the way up.
+    current: logging.Logger | None = logger
+    while current is not None:
+        for handler in current.handlers:
+            if handler.level <= logging.INFO:
+                return True
+        if not current.propagate:
+            return False
+        current = current.parent
+    return False
 
 
 class CallableSink:
@@ -156,9 +214,10 @@ class _WriterSink:
 def open_sink(spec: object) -> Sink:
     """Turn an ``output=`` value into a :class:`Sink`, without doing any I/O.
 
-    Accepts ``"stdout"`` (fd 1), ``"stderr"`` (fd 2), ``"file:PATH"`` (relative to the
-    working directory, opened on first write), ``"logger:NAME"``, an object with a
-    ``write(line: bytes)`` method, or a callable that takes the event dict.
+    Accepts ``"stdout"`` (fd 1) and ``"stderr"`` (fd 2), each duplicated on first write,
+    ``"file:PATH"`` (relative to the working directory, opened on first write),
+    ``"logger:NAME"``, an object with a ``write(line: bytes)`` method, or a callable
+    that takes the event dict.
 
     Raises:
         ValueError: for anything else, naming the accepted forms.
