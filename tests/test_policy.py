@@ -559,7 +559,8 @@ class Unprintable:
     [
         # client_id
         pytest.param("client_id", "authlib-public", "authlib-public", id="cid-plain"),
-        pytest.param("client_id", "a.b_c~d:e/f@g+h-i", "a.b_c~d:e/f@g+h-i", id="cid-charset"),
+        pytest.param("client_id", "a.b_c~d:e/f+g-h@", "a.b_c~d:e/f+g-h@", id="cid-charset"),
+        pytest.param("client_id", "client@tenant", REDACTED, id="cid-user-at-host"),
         pytest.param("client_id", CLIENT_128, CLIENT_128, id="cid-128"),
         pytest.param("client_id", CLIENT_129, REDACTED, id="cid-129"),
         pytest.param("client_id", "", REDACTED, id="cid-empty"),
@@ -624,7 +625,19 @@ class Unprintable:
         ),
         pytest.param("x", "alice@example.com", REDACTED, id="email"),
         pytest.param("x", "mailto:Alice.B+tag@mail.example.co.uk", REDACTED, id="email-inside"),
-        pytest.param("x", "client@tenant", "client@tenant", id="at-without-domain"),
+        pytest.param("x", "alice@mail_host.example.com", REDACTED, id="email-underscore-host"),
+        pytest.param("x", "alice@localhost", REDACTED, id="email-dotless-host"),
+        pytest.param("x", "a@b", REDACTED, id="email-shortest"),
+        pytest.param("x", "client@tenant", REDACTED, id="user-at-host"),
+        pytest.param("x", "https://alice:@localhost/cb", REDACTED, id="userinfo-in-url"),
+        pytest.param("x", "https://social.example/@alice", REDACTED, id="handle-in-url"),
+        pytest.param("x", "@alice", REDACTED, id="handle"),
+        pytest.param("x", "a@_b", REDACTED, id="email-underscore-first"),
+        pytest.param("x", "a@-b", REDACTED, id="email-dash-first"),
+        pytest.param("x", "trailing@", "trailing@", id="at-at-end"),
+        pytest.param("x", "a@/b", "a@/b", id="at-before-slash"),
+        pytest.param("x", "a@.b", "a@.b", id="at-before-dot"),
+        pytest.param("x", "@~x", "@~x", id="at-before-tilde"),
         pytest.param("x", "x:@example.com", REDACTED, id="email-odd-local-part"),
         pytest.param("x", "g:fe80::1", REDACTED, id="ipv6-after-colon"),
         pytest.param("x", "fe80::1:g", REDACTED, id="ipv6-before-colon"),
@@ -639,6 +652,19 @@ class Unprintable:
         pytest.param("x", "fe80::1%eth0", REDACTED, id="ipv6-zone"),
         pytest.param("x", "urn:a:b", "urn:a:b", id="colons-not-ip"),
         pytest.param("x", "12:30:45", "12:30:45", id="time-not-ip"),
+        pytest.param("x", "urn:2001:db8:85a3:0:0:8a2e:370:7334", REDACTED, id="ipv6-after-urn"),
+        pytest.param("x", "x:::1", REDACTED, id="loopback-after-colon"),
+        pytest.param("x", "ip:fe80::1", REDACTED, id="ipv6-after-ip-colon"),
+        pytest.param("x", "Foo::Bar", REDACTED, id="any-double-colon"),
+        pytest.param(
+            "x",
+            "urn:2001:db8:85a3:0:0:8a2e:370",
+            "urn:2001:db8:85a3:0:0:8a2e:370",
+            id="seven-groups",
+        ),
+        pytest.param("x", "00:1a:2b:3c:4d:5e", "00:1a:2b:3c:4d:5e", id="mac-not-ip"),
+        pytest.param("x", "a:b:c:d:e:f:a", "a:b:c:d:e:f:a", id="seven-hex-letters"),
+        pytest.param("x", "a:b:c:d:e:f:a:b", REDACTED, id="eight-hex-letters"),
         pytest.param("x", "x" * 128, "x" * 128, id="str-128"),
         pytest.param("x", "x" * 129, REDACTED, id="str-129"),
         pytest.param("x", "x" * 10_000_000, REDACTED, id="str-huge"),
@@ -665,6 +691,52 @@ def test_clean_value(field: str, value: object, expected: object) -> None:
     got = clean_value(field, value)
     assert got == expected
     assert type(got) is type(expected)
+
+
+IPV6_ADDRESSES = [
+    "2001:db8:85a3:0:0:8a2e:370:7334",
+    "2001:0db8:85a3:0000:0000:8a2e:0370:7334",
+    "2001:db8:85a3::8a2e:370:7334",
+    "fe80::1",
+    "::1",
+    "::",
+    "1::",
+    "::ffff:c000:201",
+]
+#: Text of the client_id charset around an address: at the start, the end, after letters,
+#: after a colon (which must not be taken as part of the address), between both.
+IPV6_CONTEXTS = [
+    "{}",
+    "x{}",
+    "{}x",
+    "zz{}zz",
+    "x:{}",
+    "ip:{}",
+    "urn:{}",
+    "urn:ietf:{}",
+    ":{}",
+    "{}:",
+    "{}:g",
+    "{}:zz:1",
+    "g:{}:g",
+    "http://[{}]/cb",
+    "a/b:{}/c",
+    "~{}~",
+    "-{}-",
+    "+{}@",
+]
+
+
+@pytest.mark.parametrize("context", [pytest.param(c, id=c) for c in IPV6_CONTEXTS])
+@pytest.mark.parametrize("address", [pytest.param(a, id=a) for a in IPV6_ADDRESSES])
+def test_ipv6_is_redacted_wherever_it_sits(address: str, context: str) -> None:
+    """An IPv6 address inside an otherwise clean token makes the whole value "redacted"."""
+    value = context.format(address)
+    if "[" in value:
+        value = value.replace("[", "").replace("]", "")  # brackets are outside the charset
+    assert OUTPUTS.fullmatch(value)
+    assert clean_value("x", value) == REDACTED
+    assert clean_value("client_id", value) == REDACTED
 
 
 @pytest.mark.parametrize(
@@ -700,15 +772,17 @@ def test_hostile_field_names_and_allow_lists_do_not_raise() -> None:
     assert clean_value("x", "y", RaisingSet({"y"})) == REDACTED
 
 
-def test_common_values_never_reach_ipaddress(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Slugs, ids and URNs are cleaned by regexes alone, with no exception raised."""
+def test_values_never_reach_ipaddress(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Slugs, ids, URNs and addresses are cleaned by regexes alone, with no exception raised."""
 
     def boom(value: object) -> None:
         raise AssertionError(f"ipaddress called for {value!r}")
 
     monkeypatch.setattr(ipaddress, "IPv6Address", boom)
+    monkeypatch.setattr(ipaddress, "ip_address", boom)
     values = ["github", "authlib-public", "urn:ietf:params:oauth:grant-type:device_code", "a:b:c"]
     assert [clean_value("client_id", v) for v in values] == values
+    assert [clean_value("client_id", v) for v in ("urn:fe80::1", "x:10.0.0.1")] == [REDACTED] * 2
 
 
 OUTPUTS = re.compile(r"[A-Za-z0-9._~:/@+\-]{1,128}")
@@ -729,7 +803,10 @@ def fuzz_values(seed: int, n: int) -> list[object]:
             str(ipaddress.IPv4Address(rng.getrandbits(32))),
             str(ipaddress.IPv6Address(rng.getrandbits(128))),
             f"{text}{ipaddress.IPv6Address(rng.getrandbits(128)).compressed}{text}",
+            f"{text}:{ipaddress.IPv6Address(rng.getrandbits(128)).exploded}:{text}",
+            f"{text}:{ipaddress.IPv6Address(rng.getrandbits(16)).compressed}",
             f"{text}@{text}.example",
+            f"{text}a@b{text}",
             rng.getrandbits(70) - 2**69,
             text.encode("utf-8", "surrogatepass"),
             [text],
@@ -750,22 +827,26 @@ def test_clean_value_output_is_always_safe(field: str) -> None:
         if (
             type(got) is str
             and OUTPUTS.fullmatch(got)
-            and not re.search(r"@[A-Za-z0-9-]+\.[A-Za-z0-9-]", got)
+            and not re.search(r"@[A-Za-z0-9_-]", got)
             and not re.search(r"[0-9]+\.[0-9]+\.[0-9]+\.[0-9]+", got)
-            and not is_ip(got)
+            and not holds_ipv6(got)
         ):
             continue
         unsafe.append((value, got))
     assert unsafe == []
 
 
-def is_ip(text: str) -> bool:
-    """Whether the whole text parses as an IP address."""
-    try:
-        ipaddress.ip_address(text)
-    except ValueError:
-        return False
-    return True
+def holds_ipv6(text: str) -> bool:
+    """Whether any part of the text parses as an IPv6 address (the slow, obvious way)."""
+    for run in re.findall(r"[0-9A-Fa-f:]+", text):
+        for start in range(len(run)):
+            for end in range(start + 2, len(run) + 1):
+                try:
+                    ipaddress.IPv6Address(run[start:end])
+                except ValueError:
+                    continue
+                return True
+    return False
 
 
 def test_key_checks_never_raise() -> None:
