@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from hera_middleware import policy
+from hera_middleware import HeraConfigError, load_rules, policy
 from hera_middleware.policy import (
     FORBIDDEN_KEYS,
     OTHER,
@@ -41,6 +41,8 @@ SECRET_TAIL = (
 )
 COOKIE_TAIL = ": rules may test it in `if` (present, absent) but never copy it into an event"
 TESTED_TAIL = ": rules may test it in `if` but never copy it into an event"
+COMPARING = ("equals", "any_of", "prefix", "suffix", "contains", "regex")
+TESTING = ("present", "absent", "length", "format", "not")
 
 
 def example_key(entry: ForbiddenKey) -> str:
@@ -161,6 +163,124 @@ def test_design_keys_are_refused_in_every_position(key: str, what: str) -> None:
     assert problems_in_every_position(key, what) == []
 
 
+#: Keys the security review found missing, and what the reason must call them.
+REVIEW_KEYS = [
+    # passwords, also in other languages
+    ("pw", "a password"),
+    ("new_pw", "a password"),
+    ("pswd", "a password"),
+    ("passwort", "a password"),
+    ("kennwort", "a password"),
+    ("senha", "a password"),
+    ("nova_senha", "a password"),
+    ("mot_de_passe", "a password"),
+    ("motdepasse", "a password"),
+    ("contrasena", "a password"),
+    ("contraseña", "a password"),
+    # login identifiers and user names
+    ("identifier", "a login identifier"),
+    ("password_identifier", "a password"),
+    ("uname", "a user name"),
+    ("usr", "a user name"),
+    ("principal", "a user principal (a user identifier)"),
+    ("x-ms-client-principal-name", "a user principal (a user identifier)"),
+    ("handle", "a user handle (a user identifier)"),
+    ("user_handle", "a user handle (a user identifier)"),
+    # phones
+    ("mobile", "a phone number"),
+    ("mobile_phone", "a phone number"),
+    ("tel", "a phone number"),
+    ("home_tel", "a phone number"),
+    ("cell", "a phone number"),
+    ("cell_phone", "a phone number"),
+    ("cellphone", "a phone number"),
+    # the user headers of authenticating proxies
+    ("x-forwarded-user", "a user identifier"),
+    ("remote-user", "a user identifier"),
+    ("x-remote-user", "a user identifier"),
+    ("x-auth-request-user", "a user identifier"),
+    ("x-auth-request-email", "an email address"),
+    ("x-webauth-user", "a user identifier"),
+    ("x-authenticated-user", "a user identifier"),
+    ("x-user", "a user identifier"),
+    ("x-email", "an email address"),
+    ("remote-name", "a person's name"),
+    ("x-amzn-oidc-data", "a load balancer's identity claims"),
+    ("x-amzn-oidc-identity", "a load balancer's identity claims"),
+    ("cf-access-jwt-assertion", "a JSON Web Token"),
+    # sessions
+    ("x-session", "a session identifier"),
+    ("session_key", "a session identifier"),
+    # one-time codes, numbered or not
+    ("otp1", "a one-time password"),
+    ("code_1", "an authorization or one-time code"),
+    ("code1", "an authorization or one-time code"),
+    ("totp2", "a one-time password"),
+    ("pin_2", "a PIN"),
+    ("mfa_code", "a verification code"),
+    ("2fa", "a second-factor code"),
+    ("login_verifier", "a flow verifier"),
+    ("oauth_verifier", "a flow verifier"),
+    # keys
+    ("key", "a key"),
+    ("api_key", "an API key"),
+    ("x-api-key", "an API key"),
+    ("idempotency-key", "a key"),
+    ("reset_key", "a key"),
+    # tokens under short names (djangorestframework-simplejwt)
+    ("refresh", "a refresh token (or a Refresh header's redirect)"),
+    ("access", "an access token"),
+    # identity documents, payment data, dates of birth
+    ("ssn", "a social security number"),
+    ("iban", "a bank account number"),
+    ("account_number", "a bank account number"),
+    ("card_number", "a payment card number"),
+    ("credit_card", "a payment card number"),
+    ("cvv", "a card security code"),
+    ("cvv2", "a card security code"),
+    ("cvc", "a card security code"),
+    ("dob", "a date of birth"),
+    ("birthdate", "a date of birth"),
+    # submitted values echoed back by validation errors
+    ("input", "a submitted value"),
+    ("ctx", "an error context (which may quote a submitted value)"),
+    ("value", "a submitted value"),
+    # URLs carrying codes and tokens
+    ("location", "a redirect target or location"),
+    ("content-location", "a redirect target or location"),
+    ("referer", "a referring URL (which may carry codes and tokens)"),
+    ("referrer", "a referring URL (which may carry codes and tokens)"),
+    ("x-original-uri", "a request URL (which may carry codes and tokens)"),
+    ("x-original-url", "a request URL (which may carry codes and tokens)"),
+    ("x-forwarded-uri", "a request URL (which may carry codes and tokens)"),
+    ("x-rewrite-url", "a request URL (which may carry codes and tokens)"),
+]
+
+
+@pytest.mark.parametrize(("key", "what"), [pytest.param(k, w, id=k) for k, w in REVIEW_KEYS])
+def test_review_keys_are_refused_in_every_position(key: str, what: str) -> None:
+    """Every key the security review named is refused everywhere, with its own reason."""
+    assert secret_reason(key) == what
+    assert problems_in_every_position(key, what) == []
+
+
+@pytest.mark.parametrize(
+    ("key", "what"),
+    [
+        pytest.param("sec-ch-ua-mobile", "a phone number", id="client-hint-mobile"),
+        pytest.param("idempotency_key", "a key", id="idempotency-key"),
+        pytest.param("key_id", "a key", id="key-id"),
+        pytest.param("public_key", "a key", id="public-key"),
+        pytest.param("content-location", "a redirect target or location", id="content-location"),
+        pytest.param("error_code", "a verification code", id="error-code"),
+        pytest.param("status_code", "a verification code", id="status-code"),
+    ],
+)
+def test_harmless_keys_refused_on_purpose(key: str, what: str) -> None:
+    """Some harmless keys share a forbidden word; the policy refuses them rather than guess."""
+    assert secret_reason(key) == what
+
+
 @pytest.mark.parametrize(
     ("key", "what"),
     [
@@ -183,6 +303,15 @@ def test_design_keys_are_refused_in_every_position(key: str, what: str) -> None:
         pytest.param("status_code", "a verification code", id="any-code-suffix"),
         pytest.param("data.user.display", "a person's name", id="allauth-display"),
         pytest.param("user\ud800password", "a password", id="lone-surrogate"),
+        pytest.param("CONTRASEÑA", "a password", id="accent-upper"),
+        pytest.param("MotDePasse", "a password", id="camel-french"),
+        pytest.param("Contrase\u0301na", "a password", id="combining-accent"),
+        pytest.param("OTP1", "a one-time password", id="digits-upper"),
+        pytest.param("totp_2", "a one-time password", id="digit-word"),
+        pytest.param("otp123456", "a one-time password", id="digit-run"),
+        pytest.param("code_1_2", "an authorization or one-time code", id="digit-words"),
+        pytest.param("state2", "an OAuth state value", id="state-numbered"),
+        pytest.param("x-real-ip2", "an IP address", id="numbered-header"),
     ],
 )
 def test_key_spellings_are_normalized(key: str, what: str) -> None:
@@ -228,6 +357,30 @@ ALLOWED_KEYS = [
     "announce",
     "www-authenticate",
     "content-type",
+    "origin",
+    "user-agent",
+    "referrer-policy",
+    "sec-fetch-mode",
+    "cellular",
+    "cells",
+    "telemetry",
+    "hotel",
+    "mobility",
+    "keyboard",
+    "monkey",
+    "keys",
+    "handler",
+    "inputs",
+    "values",
+    "passport",
+    "pwa",
+    "new_user",
+    "is_new_user",
+    "session_lifetime",
+    "oauth2",
+    "sha256",
+    "v2",
+    "allocation",
 ]
 
 
@@ -337,19 +490,24 @@ def test_public_keys_stay_allowed(key: str) -> None:
         pytest.param(
             "response.location",
             "response.location is a redirect target, which may carry codes, tokens and "
-            "user identifiers" + TESTED_TAIL,
+            "user identifiers" + SECRET_TAIL,
             id="location-whole",
         ),
         pytest.param(
             "response.headers.Location",
-            "response.headers.Location is a redirect target, which may carry codes, tokens and "
-            "user identifiers" + TESTED_TAIL,
+            "response.headers.Location is a redirect target or location" + SECRET_TAIL,
             id="location-header",
         ),
         pytest.param(
             "headers.referer",
-            "headers.referer is the referring URL, which may carry codes and tokens" + TESTED_TAIL,
+            "headers.referer is a referring URL (which may carry codes and tokens)" + SECRET_TAIL,
             id="referer",
+        ),
+        pytest.param(
+            "headers.X-Original-URI",
+            "headers.X-Original-URI is a request URL (which may carry codes and tokens)"
+            + SECRET_TAIL,
+            id="original-uri",
         ),
         pytest.param(
             "json",
@@ -359,8 +517,29 @@ def test_public_keys_stay_allowed(key: str) -> None:
         pytest.param(
             "response.location.query",
             "response.location.query is a redirect target, which may carry codes, tokens and "
-            "user identifiers" + TESTED_TAIL,
+            "user identifiers" + SECRET_TAIL,
             id="location-query-whole",
+        ),
+        pytest.param(
+            "response.json.detail.0.input",
+            "response.json.detail.0.input is a submitted value" + SECRET_TAIL,
+            id="pydantic-input",
+        ),
+        pytest.param(
+            "response.json.detail.0.ctx.error",
+            "response.json.detail.0.ctx.error is an error context (which may quote a submitted "
+            "value)" + SECRET_TAIL,
+            id="pydantic-ctx",
+        ),
+        pytest.param(
+            "response.json.ui.nodes.0.attributes.value",
+            "response.json.ui.nodes.0.attributes.value is a submitted value" + SECRET_TAIL,
+            id="kratos-node-value",
+        ),
+        pytest.param(
+            "path.key",
+            "path.key is a key" + SECRET_TAIL,
+            id="allauth-reset-key",
         ),
     ],
 )
@@ -372,18 +551,80 @@ def test_refused_sources(fact: str, problem: str) -> None:
 @pytest.mark.parametrize(
     "fact",
     [
-        "response.json.errors.0.code",
-        "response.json.error.code",
-        "response.json.response.field_errors.code",
-        "response.json.response.field_errors.password",
-        "response.json.fieldErrors.email",
+        "response.json.errors.0.message",
+        "response.json.errors.0.param",
         "response.json.response.errors.0",
+        "response.json.error.description",
+        "response.json.fieldErrors.0.type",
+        "response.json.errors",
     ],
 )
 def test_response_error_details_are_public(fact: str) -> None:
-    """A response's error codes and messages about a field are no secret of that field."""
+    """A response's error messages are no secret: any matcher, and they may be copied."""
     assert field_source_problem(fact) is None
-    assert condition_problem(fact, "equals") is None
+    assert [condition_problem(fact, m) for m in (*TESTING, *COMPARING)] == [None] * 11
+
+
+ERROR_CODE_TAIL = TESTED_TAIL + "; write one rule per code with a {value: ...} field"
+
+
+@pytest.mark.parametrize(
+    ("fact", "what"),
+    [
+        pytest.param(
+            "response.json.errors.0.code", "an authorization or one-time code", id="allauth"
+        ),
+        pytest.param("response.json.error.code", "an authorization or one-time code", id="error"),
+        pytest.param(
+            "response.json.response.field_errors.code",
+            "an authorization or one-time code",
+            id="flask-security",
+        ),
+        pytest.param("response.json.errors.0.error_code", "a verification code", id="error-code"),
+        pytest.param("response.json.errors.0.errorCode", "a verification code", id="camel"),
+        pytest.param("response.json.errors.codes", "a list of one-time codes", id="codes"),
+        pytest.param("response.json.errors.0.codes.0", "a list of one-time codes", id="in-list"),
+        pytest.param(
+            "response.json.errors.0.meta.code", "an authorization or one-time code", id="deep"
+        ),
+        pytest.param("response.json.errors.mfa_code", "a verification code", id="generic-suffix"),
+        pytest.param("response.json.errors.code_1", "an authorization or one-time code", id="num"),
+    ],
+)
+def test_error_codes_below_an_error_container_are_compared_not_copied(fact: str, what: str) -> None:
+    """The server's error codes take every matcher, but are never copied into an event."""
+    assert [condition_problem(fact, m) for m in (*TESTING, *COMPARING)] == [None] * 11
+    assert field_source_problem(fact) == f"{fact} is named like {what}" + ERROR_CODE_TAIL
+
+
+@pytest.mark.parametrize(
+    ("fact", "what"),
+    [
+        pytest.param("response.json.errors.access_token", "an OAuth access token", id="token"),
+        pytest.param("response.json.errors.0.access_token", "an OAuth access token", id="item"),
+        pytest.param(
+            "response.json.response.field_errors.password", "a password", id="flask-security"
+        ),
+        pytest.param("response.json.fieldErrors.email", "an email address", id="camel"),
+        pytest.param("response.json.errors.otp_code", "a one-time password", id="otp-code"),
+        pytest.param("response.json.errors.recovery_code", "a recovery code", id="recovery"),
+        pytest.param("response.json.errors.user_code", "an OAuth user code", id="user-code"),
+        pytest.param("response.json.errors.0.user.id", "a user id", id="joined"),
+        pytest.param("response.json.errors.0.input", "a submitted value", id="echoed-input"),
+        pytest.param("response.json.errors.code.password", "a password", id="below-a-code"),
+        pytest.param("response.json.errors.password.code", "a password", id="code-of-a-secret"),
+        pytest.param("response.json.errors.0.code.value", "a submitted value", id="code-value"),
+    ],
+)
+def test_secrets_below_an_error_container_stay_secret(fact: str, what: str) -> None:
+    """Below an error container a forbidden name other than an error code is a secret."""
+    assert field_source_problem(fact) == f"{fact} is {what}" + SECRET_TAIL
+    assert [condition_problem(fact, m) for m in TESTING] == [None] * 5
+    assert [condition_problem(fact, m) for m in COMPARING] == [
+        f"{fact} is {what}: rules may test it only with present, absent, length or format, "
+        f"never compare it to a value with `{m}`"
+        for m in COMPARING
+    ]
 
 
 @pytest.mark.parametrize(
@@ -434,9 +675,6 @@ def test_allowed_sources(fact: str) -> None:
 
 # -- conditions -----------------------------------------------------------------------
 
-COMPARING = ("equals", "any_of", "prefix", "suffix", "contains", "regex")
-TESTING = ("present", "absent", "length", "format", "not")
-
 
 @pytest.mark.parametrize(
     "fact",
@@ -458,6 +696,38 @@ def test_secrets_are_tested_never_compared(fact: str) -> None:
 
 
 @pytest.mark.parametrize(
+    "fact",
+    [
+        "response.headers.location",
+        "response.headers.Location",
+        "response.headers.content-location",
+        "response.headers.refresh",
+        "response.location",
+        "response.location.query",
+        "headers.referer",
+        "headers.Referrer",
+        "headers.x-original-uri",
+        "headers.x-original-url",
+        "headers.x-forwarded-uri",
+        "headers.x-rewrite-url",
+        "response.json.location",
+        "response.json.redirect.location",
+    ],
+)
+def test_whole_urls_are_tested_never_compared(fact: str) -> None:
+    """A whole URL (its query carries codes and tokens) takes no comparing matcher."""
+    assert [condition_problem(fact, m) for m in TESTING] == [None] * 5
+    assert all(condition_problem(fact, m) is not None for m in COMPARING)
+    assert field_source_problem(fact) is not None
+
+
+def test_origin_is_no_url_with_a_query() -> None:
+    """An Origin header is a scheme, host and port: every matcher, and it may be copied."""
+    assert [condition_problem("headers.origin", m) for m in (*TESTING, *COMPARING)] == [None] * 11
+    assert field_source_problem("headers.origin") is None
+
+
+@pytest.mark.parametrize(
     "fact", ["cookies.sid", "cookies.theme", "headers.cookie", "response.headers.set-cookie"]
 )
 def test_cookies_are_presence_only(fact: str) -> None:
@@ -472,8 +742,9 @@ def test_cookies_are_presence_only(fact: str) -> None:
         "response.body",
         "path",
         "response.location.path",
-        "response.headers.location",
-        "headers.referer",
+        "response.location.query.next",
+        "headers.origin",
+        "response.headers.content-type",
         "response.status",
         "response.json.error",
         "form.code_challenge_method",
@@ -508,6 +779,38 @@ def test_non_secrets_take_every_matcher(fact: str) -> None:
             "cookies.sid is a session identifier in a cookie: rules may test it only with "
             "present or absent, never test it with `length`",
             id="cookie-length",
+        ),
+        pytest.param(
+            "response.headers.location",
+            "prefix",
+            "response.headers.location is a redirect target or location: rules may test it only "
+            "with present, absent, length or format, never compare it to a value with `prefix`; "
+            "test response.location.path or response.location.query.<name> instead",
+            id="location-header",
+        ),
+        pytest.param(
+            "response.location",
+            "equals",
+            "response.location is a redirect target, which may carry codes, tokens and user "
+            "identifiers: rules may test it only with present, absent, length or format, never "
+            "compare it to a value with `equals`; test response.location.path or "
+            "response.location.query.<name> instead",
+            id="location-whole",
+        ),
+        pytest.param(
+            "headers.referer",
+            "regex",
+            "headers.referer is a referring URL (which may carry codes and tokens): rules may "
+            "test it only with present, absent, length or format, never compare it to a value "
+            "with `regex`",
+            id="referer",
+        ),
+        pytest.param(
+            "response.json.errors.access_token",
+            "regex",
+            "response.json.errors.access_token is an OAuth access token: rules may test it only "
+            "with present, absent, length or format, never compare it to a value with `regex`",
+            id="below-error-container",
         ),
         pytest.param(
             "form.otp",
@@ -900,3 +1203,65 @@ def test_public_names() -> None:
     """Everything in __all__ exists and the two sentinels have their documented values."""
     assert all(hasattr(policy, name) for name in policy.__all__)
     assert (REDACTED, OTHER) == ("redacted", "other")
+
+
+# -- through the rule loader ----------------------------------------------------------
+
+
+def load_errors(condition: str) -> list[str]:
+    """The error lines for a one-rule file testing ``condition`` (empty when it loads)."""
+    text = f"rules:\n  - {{event: breach_check_passed, match: POST /r, if: {{{condition}}}}}\n"
+    try:
+        load_rules(text=text, filename="hera.yaml")
+    except HeraConfigError as error:
+        return str(error).splitlines()
+    return []
+
+
+@pytest.mark.parametrize(
+    "condition",
+    [
+        pytest.param("response.json.errors.0.code: incorrect_code", id="allauth-error-code"),
+        pytest.param("response.json.errors.0.code: {regex: '^incorrect'}", id="error-code-regex"),
+        pytest.param("response.json.response.field_errors.password: present", id="field-error"),
+        pytest.param("response.location.path: {prefix: /welcome}", id="location-path"),
+        pytest.param("response.location.query.error: access_denied", id="location-query"),
+        pytest.param("response.headers.location: present", id="location-present"),
+        pytest.param("headers.origin: 'https://app.example.test'", id="origin"),
+    ],
+)
+def test_loader_accepts(condition: str) -> None:
+    """Error codes, location parts and presence tests on whole URLs load."""
+    assert load_errors(condition) == []
+
+
+@pytest.mark.parametrize(
+    ("condition", "error"),
+    [
+        pytest.param(
+            "response.json.errors.access_token: {regex: '^ey'}",
+            "hera.yaml:2:98: secret-compared: response.json.errors.access_token is an OAuth "
+            "access token: rules may test it only with present, absent, length or format, never "
+            "compare it to a value with `regex`",
+            id="token-below-errors",
+        ),
+        pytest.param(
+            "response.headers.location: {prefix: 'https://client.example.test/cb?code='}",
+            "hera.yaml:2:91: secret-compared: response.headers.location is a redirect target or "
+            "location: rules may test it only with present, absent, length or format, never "
+            "compare it to a value with `prefix`; test response.location.path or "
+            "response.location.query.<name> instead",
+            id="location-header",
+        ),
+        pytest.param(
+            "headers.referer: {contains: 'code='}",
+            "hera.yaml:2:83: secret-compared: headers.referer is a referring URL (which may carry "
+            "codes and tokens): rules may test it only with present, absent, length or format, "
+            "never compare it to a value with `contains`",
+            id="referer",
+        ),
+    ],
+)
+def test_loader_refuses(condition: str, error: str) -> None:
+    """A comparison on a secret below an error container or on a whole URL is a load error."""
+    assert load_errors(condition) == [error]
