@@ -17,6 +17,7 @@ from hera_middleware.policy import (
     ForbiddenKey,
     clean_value,
     condition_problem,
+    field_name_problem,
     field_source_problem,
     secret_reason,
 )
@@ -1203,6 +1204,65 @@ def test_public_names() -> None:
     """Everything in __all__ exists and the two sentinels have their documented values."""
     assert all(hasattr(policy, name) for name in policy.__all__)
     assert (REDACTED, OTHER) == ("redacted", "other")
+
+
+# -- custom event field names ---------------------------------------------------------
+
+FIELD_NAME_TAIL = "; events never carry secrets or personal data"
+
+
+@pytest.mark.parametrize(
+    "entry", [pytest.param(e, id=f"{e.how}-{e.pattern}") for e in FORBIDDEN_KEYS]
+)
+def test_every_entry_refuses_a_field_name(entry: ForbiddenKey) -> None:
+    """A custom event field named after any table entry is refused with what it would carry."""
+    name = example_key(entry)
+    assert field_name_problem(name) == f"a field named {name!r} would carry {entry.what}" + (
+        FIELD_NAME_TAIL
+    )
+
+
+@pytest.mark.parametrize(
+    ("name", "what"),
+    [pytest.param(k, w, id=k) for k, w in (*DESIGN_KEYS, *REVIEW_KEYS)],
+)
+def test_named_keys_refuse_a_field_name(name: str, what: str) -> None:
+    """Every key DESIGN.md and the review name is refused as a field name too."""
+    assert field_name_problem(name) == f"a field named {name!r} would carry {what}" + (
+        FIELD_NAME_TAIL
+    )
+
+
+def test_field_name_message() -> None:
+    """The message names the field and what it would carry, in one sentence."""
+    assert field_name_problem("password") == (
+        "a field named 'password' would carry a password; "
+        "events never carry secrets or personal data"
+    )
+    assert field_name_problem("email") == (
+        "a field named 'email' would carry an email address; "
+        "events never carry secrets or personal data"
+    )
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        *(pytest.param(k, id=k) for k in ALLOWED_KEYS),
+        *(pytest.param(f, id=f"custom-{f}") for f in ("attempts", "plan", "tenant", "outcome")),
+    ],
+)
+def test_public_field_names_are_fine(name: str) -> None:
+    """Public parameters, look-alike words and ordinary custom field names are allowed."""
+    assert field_name_problem(name) is None
+
+
+def test_catalog_field_names_are_all_fine() -> None:
+    """No field of a documented event is named like a secret."""
+    from hera_middleware.catalog import CATALOG
+
+    names = sorted({f for event in CATALOG.values() for f in event.fields})
+    assert [n for n in names if field_name_problem(n) is not None] == []
 
 
 # -- through the rule loader ----------------------------------------------------------

@@ -1,6 +1,6 @@
 """The privacy and secrets policy: what rules may extract, test, and emit (never configurable off).
 
-Three checks, all driven by one table, :data:`FORBIDDEN_KEYS`:
+Four checks, all driven by one table, :data:`FORBIDDEN_KEYS`:
 
 - at load, :func:`field_source_problem` refuses a rule whose field copies a secret,
   an identifier of a person, an email or an IP address into an event;
@@ -8,7 +8,9 @@ Three checks, all driven by one table, :data:`FORBIDDEN_KEYS`:
   length or format, never against a literal value (cookies: presence only);
 - at run time, :func:`clean_value` limits the shape of every emitted value, so that
   whatever slips past the table (an email in a ``next`` parameter, an IP in a custom
-  field) becomes ``"redacted"``.
+  field) becomes ``"redacted"``;
+- for custom events, :func:`field_name_problem` refuses a field named after a secret
+  or personal data (``password``, ``email``, ``token``, ``code``, ...).
 
 Keys are compared case-insensitively, with ``-``, ``_``, ``.``, any other punctuation
 and camelCase boundaries all splitting words: ``X-Real-IP``, ``x_real_ip`` and
@@ -95,6 +97,7 @@ __all__ = [
     "ForbiddenKey",
     "clean_value",
     "condition_problem",
+    "field_name_problem",
     "field_source_problem",
     "secret_reason",
 ]
@@ -359,6 +362,21 @@ def secret_reason(key: str) -> str | None:
     """
     found = _entry(key)
     return None if found is None else found.what
+
+
+def field_name_problem(name: str) -> str | None:
+    """Say why a custom event field may not be called ``name``, or None when it may.
+
+    The name is checked against :data:`FORBIDDEN_KEYS` like a request key, so
+    ``field_name_problem("password")`` is ``"a field named 'password' would carry a
+    password; events never carry secrets or personal data"`` and
+    ``field_name_problem("reason")`` is None. Only the meaning is checked here; the
+    name's syntax is :func:`hera_middleware.catalog.field_name_problem`'s business.
+    """
+    what = secret_reason(name)
+    if what is None:
+        return None
+    return f"a field named {name!r} would carry {what}; events never carry secrets or personal data"
 
 
 #: The entries whose names an error body uses for the server's own error codes.
