@@ -1078,25 +1078,25 @@ async def test_e14_non_utf8_path_and_query(
 
 VALUE_RULES = """
 events:
-  value_seen: [value]
+  value_seen: [outcome]
 rules:
   - event: value_seen
     match: GET /cb{tail}
-    fields: {value: path.tail}
+    fields: {outcome: path.tail}
   - event: value_seen
     match: POST /json
     if: {json.kind: present}
-    fields: {value: json.n}
+    fields: {outcome: json.n}
 """
 
 #: A literal of 2**70: loading it must not need orjson to encode it.
 LITERAL_RULES = """
 events:
-  value_seen: [value]
+  value_seen: [outcome]
 rules:
   - event: value_seen
     match: GET /literal
-    fields: {value: {value: 1180591620717411303424}}
+    fields: {outcome: {value: 1180591620717411303424}}
 """
 
 
@@ -1175,7 +1175,7 @@ async def test_e15_unencodable_values(
         await server.run(app, scope)
     assert server.log.starts()[0]["status"] == 200
     assert_transparent(server.log, inner)
-    assert_events(events, [event("value_seen", value="redacted")])
+    assert_events(events, [event("value_seen", outcome="redacted")])
     assert hera_middleware.stats()["internal_errors"] == 0
     check_output(output, events, capsys.readouterr().err)
 

@@ -22,6 +22,7 @@ def test_top_level_names() -> None:
         "Problem",
         "Rule",
         "Rules",
+        "declare_event",
         "emit_event",
         "flush",
         "load_rules",

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from .adapters.asgi import HeraEvents
 from .adapters.wsgi import HeraEventsWSGI
-from .catalog import CATALOG, EventType
+from .catalog import CATALOG, EventType, declare_event
 from .emit import emit_event, flush, stats
 from .errors import HeraConfigError, Problem
 from .rules.loader import load_rules
@@ -30,6 +30,7 @@ __all__ = [
     "Problem",
     "Rule",
     "Rules",
+    "declare_event",
     "emit_event",
     "flush",
     "load_rules",

@@ -11,6 +11,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from .catalog import domain_problem
 from .errors import HeraConfigError, Problem
 from .rules.loader import OPTION_DEFAULTS, output_problem
 from .rules.model import Rules
@@ -38,7 +39,7 @@ def _check(name: str, value: Any) -> str | None:
     if name == "on_full":
         return None if value in ("drop", "block") else "on_full is 'drop' or 'block'"
     if name == "domain":
-        return None if isinstance(value, str) and value else "domain is a non-empty string"
+        return domain_problem(value)
     if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
         return None
     return f"{name} is a number of bytes"

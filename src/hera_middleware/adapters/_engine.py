@@ -13,10 +13,10 @@ from typing import Any
 
 from .. import policy
 from .._diagnostics import internal_error
-from ..emit import Emitter, get_emitter, send_event
+from ..emit import Emitter, get_emitter, send_event, set_default_target
 from ..errors import HeraConfigError, Problem, did_you_mean
 from ..exchange import Exchange
-from ..matching import Candidates, RuleSet, evaluate
+from ..matching import Candidates, RuleSet, compile_template, evaluate
 from ..options import Options, resolve_options
 from ..rules.loader import load_rules
 from ..rules.model import CompiledRule, Rules
@@ -73,6 +73,8 @@ class Engine:
         if not (defer_routes and self.needs_routes):
             self.index_routes(routes)
         self.emitter: Emitter = get_emitter(self.options.output, self.options.on_full)
+        # emit_event() from the app's own code writes where the middleware writes.
+        set_default_target(self.options.domain, self.emitter)
         self.domain = self.options.domain
         self.allow = self.rules.allow
         self.key = f"{self.rules.fingerprint}|{self.domain}|{self.options.output!r}"
@@ -99,7 +101,7 @@ class Engine:
             for text in rule.templates:
                 method, _, path = text.partition(" ")
                 out.append((None if method == "*" else frozenset(method.split("|")), path))
-            file, line, col = rule.source["_at"]
+            file, line, col = rule.source["_route_at"]
             for name in rule.route:
                 if route_table is None:
                     problems.append(
@@ -126,7 +128,22 @@ class Engine:
                         )
                     )
                 else:
-                    out.extend(route_table[name])
+                    for methods, template in route_table[name]:
+                        try:
+                            compile_template(template)
+                        except ValueError as exc:
+                            problems.append(
+                                Problem(
+                                    file,
+                                    line,
+                                    col,
+                                    "bad-route-template",
+                                    f"the path of route {name!r} cannot be matched: {exc}",
+                                    "write `match: METHOD /path` for this route instead",
+                                )
+                            )
+                        else:
+                            out.append((methods, template))
             resolved[id(rule)] = out
         if problems:
             raise HeraConfigError(problems)

@@ -17,7 +17,7 @@ from typing import Any
 
 from .. import policy
 from .._stats import count
-from ..catalog import CATALOG, EventType, event_name_problem, field_name_problem
+from ..catalog import CATALOG, EventType, declare_event, event_name_problem, field_name_problem
 from ..errors import HeraConfigError, Problem, did_you_mean
 from ..exchange import ABSENT, UNKNOWN, Exchange
 from ..matching import compile_template
@@ -325,6 +325,8 @@ class _Loader:
             names: list[str] = []
             for item in items:
                 problem = field_name_problem(item.value)
+                if problem is None and isinstance(item.value, str):
+                    problem = policy.field_name_problem(item.value)
                 if problem:
                     self.error(item, "bad-field-name", problem)
                 elif item.value in names:
@@ -808,6 +810,8 @@ def load_rules(
     rules = loader.compile(layer)
     if loader.problems:
         raise HeraConfigError(_ordered(loader.problems, loader.files))
+    for event in rules.events.values():
+        declare_event(event.name, event.fields)  # so emit_event() knows them too
     return rules
 
 
