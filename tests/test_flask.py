@@ -22,10 +22,12 @@ from typing import Any
 import flask
 import pytest
 from flask import Blueprint, Flask, Response, redirect, request, send_file, stream_with_context
+from werkzeug.routing import BaseConverter, Map, Rule
 from werkzeug.serving import make_server
 
 import hera_middleware
 from hera_middleware import HeraConfigError, HeraEventsWSGI, _diagnostics, _stats, load_rules
+from hera_middleware.adapters._routes import werkzeug_routes
 from hera_middleware.flask import HeraEvents
 from hera_middleware.testing import capture_events
 
@@ -427,6 +429,39 @@ def test_the_endpoint_flask_chose_is_the_route(
     with capture_events() as events:
         assert client.get(path, buffered=True).status_code == 200
     assert_events(events, [expected])
+
+
+class HexConverter(BaseConverter):
+    regex = "[0-9a-f]+"
+
+
+class SlashConverter(BaseConverter):
+    regex = "[a-z/]+"
+
+
+@pytest.mark.parametrize(
+    ("rule", "template"),
+    [
+        pytest.param("/u/<int:id>", "/u/<int:id>", id="int"),
+        pytest.param("/u/<uuid:u>/<float:f>", "/u/<uuid:u>/<float:f>", id="uuid-float"),
+        pytest.param("/u/<name>", "/u/<name>", id="default"),
+        pytest.param("/u/<string(length=2):c>", "/u/<c>", id="string-with-args"),
+        pytest.param("/u/<int(signed=True):n>", "/u/<n>", id="signed-int"),
+        pytest.param("/u/<any(a, b):k>", "/u/<k>", id="any"),
+        pytest.param("/f/<path:p>", "/f/<path:p>", id="path-last"),
+        pytest.param("/f/<path:p>/raw", "/f/<path:_hera_rest>", id="path-in-middle"),
+        pytest.param("/x<path:p>", "/<path:_hera_rest>", id="path-after-text"),
+        pytest.param("/h/<hex:h>", "/h/<h>", id="custom"),
+        pytest.param("/s/<slashy:s>", "/s/<path:s>", id="custom-matching-slashes"),
+    ],
+)
+def test_werkzeug_rules_become_templates(rule: str, template: str) -> None:
+    """Each Werkzeug rule becomes a path template that matches at least what the rule does."""
+    url_map = Map(
+        [Rule(rule, endpoint="e", methods=["POST"])],
+        converters={"hex": HexConverter, "slashy": SlashConverter},
+    )
+    assert werkzeug_routes(url_map) == ({"e": [(frozenset({"POST"}), template)]}, {})
 
 
 def test_automatic_options_is_not_the_endpoint(output: Output) -> None:

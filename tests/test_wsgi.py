@@ -16,7 +16,7 @@ import pytest
 
 import hera_middleware
 from hera_middleware import HeraConfigError, HeraEventsWSGI, _diagnostics, _stats, load_rules
-from hera_middleware.adapters import _engine, _wsgi_input, wsgi
+from hera_middleware.adapters import _engine, _wsgi_input, _wsgi_tee
 from hera_middleware.exchange import Exchange
 from hera_middleware.testing import capture_events
 
@@ -512,15 +512,15 @@ def _raise(*args: Any, **kwargs: Any) -> Any:
 
 
 FAULTS = [
-    pytest.param(wsgi, "_request_headers", id="request-headers"),
+    pytest.param(_wsgi_tee, "_request_headers", id="request-headers"),
     pytest.param(Exchange, "__init__", id="exchange"),
     pytest.param(Exchange, "request_has_body", id="body-check"),
     pytest.param(_wsgi_input.TeeInput, "_copy", id="request-copy"),
-    pytest.param(wsgi._Tee, "on_start", id="start-response"),
-    pytest.param(wsgi._Tee, "on_body", id="response-copy"),
-    pytest.param(wsgi._Tee, "respond", id="respond"),
-    pytest.param(wsgi._Tee, "complete", id="complete"),
-    pytest.param(wsgi._Tee, "finish", id="finish"),
+    pytest.param(_wsgi_tee.Tee, "on_start", id="start-response"),
+    pytest.param(_wsgi_tee.Tee, "on_body", id="response-copy"),
+    pytest.param(_wsgi_tee.Tee, "respond", id="respond"),
+    pytest.param(_wsgi_tee.Tee, "complete", id="complete"),
+    pytest.param(_wsgi_tee.Tee, "finish", id="finish"),
     pytest.param(_engine, "evaluate", id="evaluate"),
     pytest.param(_wsgi_input.TeeInput, "state", id="body-state"),
 ]
