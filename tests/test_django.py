@@ -11,26 +11,27 @@ are asserted exactly, ``ts`` by format.
 from __future__ import annotations
 
 import base64
+import contextlib
 import io
 import json
 import types
 import wsgiref.util
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 from urllib.parse import urlencode
 
 import django_project
 import pytest
 from asgiref.sync import iscoroutinefunction
 from django.core import checks
-from django.core.exceptions import ImproperlyConfigured
+from django.core.exceptions import ImproperlyConfigured, RequestDataTooBig
 from django.core.handlers.wsgi import WSGIHandler
 from django.core.management import call_command
 from django.core.management.base import SystemCheckError
 from django.http import HttpRequest, HttpResponse
 from django.test import AsyncClient, Client, override_settings
-from django.urls import include, path, re_path, register_converter
+from django.urls import URLPattern, include, path, re_path, register_converter
 from django.urls.converters import IntConverter
 from django.utils.translation import gettext_lazy
 from django_project import views
@@ -42,6 +43,7 @@ from hera_middleware.adapters import django as adapter
 from hera_middleware.adapters._engine import Engine
 from hera_middleware.django import HeraEventsMiddleware
 from hera_middleware.django.apps import HeraConfig
+from hera_middleware.exchange import BodyState
 from hera_middleware.testing import capture_events
 
 pytest.register_assert_rewrite("_asgi_harness")
@@ -220,6 +222,21 @@ def _view(request: HttpRequest, **kwargs: Any) -> HttpResponse:
     return HttpResponse("")
 
 
+class _OddPattern:
+    """A pattern class of some third-party router."""
+
+    converters: ClassVar[dict[str, Any]] = {}
+
+    def match(self, path: str) -> None:
+        return None
+
+    def check(self) -> list[Any]:
+        return []
+
+    def describe(self) -> str:
+        return "odd"
+
+
 def urlconf(*patterns: Any) -> types.ModuleType:
     """A URLconf module holding ``patterns``."""
     module = types.ModuleType("hera_test_urlconf")
@@ -279,6 +296,18 @@ def urlconf(*patterns: Any) -> types.ModuleType:
             id="broken-include-breaks-its-patterns",
         ),
         pytest.param(
+            [re_path(gettext_lazy(r"^about/$"), _view, name="about")],
+            {},
+            {"about": "a translated regex (gettext_lazy) differs per language"},
+            id="translated-regex",
+        ),
+        pytest.param(
+            [URLPattern(_OddPattern(), _view, name="odd")],
+            {},
+            {"odd": "a _OddPattern pattern has no path template"},
+            id="foreign-pattern-class",
+        ),
+        pytest.param(
             [path("a{b}/", _view, name="brace")],
             {},
             {"brace": "the route 'a{b}/' has a literal brace or angle bracket"},
@@ -313,6 +342,16 @@ def test_i18n_patterns_give_one_template_per_language(
     )
     routes = _django_routes.django_routes(urlconf(*patterns))  # type: ignore[arg-type]
     assert routes.table == {"about": [(None, t) for t in templates]}
+
+
+def test_i18n_patterns_without_languages_have_no_template() -> None:
+    """With LANGUAGES empty, i18n_patterns routes have no template."""
+    from django.conf.urls.i18n import i18n_patterns
+
+    patterns = i18n_patterns(path("about/", _view, name="about"))
+    with override_settings(LANGUAGES=[]):
+        routes = _django_routes.django_routes(urlconf(*patterns))  # type: ignore[arg-type]
+    assert routes.unconvertible == {"about": "settings.LANGUAGES is empty"}
 
 
 # -- the middleware, sync ----------------------------------------------------------------
@@ -713,6 +752,255 @@ def test_middleware_follows_the_mode_of_the_chain(
     assert HeraEventsMiddleware.sync_capable
     assert HeraEventsMiddleware.async_capable
     assert iscoroutinefunction(HeraEventsMiddleware(get_response)) is is_async
+
+
+async def test_async_streaming_response_raising_mid_stream() -> None:
+    """An async generator raising after its first chunk gives raised and 500; the error goes on."""
+    client = AsyncClient()
+    with capture_events() as events:
+        response = await client.get("/astream/?fail=1")
+        chunks = response.streaming_content.__aiter__()
+        assert await chunks.__anext__() == b"first chunk, "
+        with pytest.raises(RuntimeError, match="the async generator broke"):
+            await chunks.__anext__()
+    assert_events(events, [FORM_ABSENT, done("astream", 500, raised=True)])
+
+
+async def test_async_streaming_response_abandoned() -> None:
+    """An async response closed before its last chunk keeps its status; its body is unknown."""
+    client = AsyncClient()
+    with capture_events() as events:
+        response = await client.get("/astream/")
+        chunks = response.streaming_content.__aiter__()
+        await chunks.__anext__()
+        await chunks.__anext__()
+        response.close()
+    assert_events(events, [FORM_ABSENT, done("astream")])
+
+
+async def test_async_view_exception_propagating_is_the_same_object() -> None:
+    """Under ASGI too, a propagating exception leaves the middleware as the same object."""
+    views.RAISED.clear()
+    with (
+        override_settings(DEBUG_PROPAGATE_EXCEPTIONS=True),
+        capture_events() as events,
+        pytest.raises(RuntimeError) as info,
+    ):
+        await AsyncClient().get("/aboom/")
+    assert info.value is views.RAISED[0]
+    assert_events(events, [FORM_ABSENT, done("aboom", 500, raised=True)])
+
+
+@pytest.mark.parametrize(
+    ("cap", "expected"),
+    [
+        pytest.param(20, [FORM_ABSENT, done("stream")], id="cut-before-the-needle"),
+        pytest.param(26, [FORM_ABSENT, event("body_seen"), done("stream")], id="needle-copied"),
+    ],
+)
+def test_streamed_body_cut_at_the_cap(
+    client: Client, cap: int, expected: list[dict[str, object]]
+) -> None:
+    """A streamed body is copied up to the cap; facts come from the copied part."""
+    with override_settings(HERA_MAX_RESPONSE_BODY=cap), capture_events() as events:
+        response = client.get("/stream/")
+        assert b"".join(response.streaming_content) == b"first chunk, the needle, last chunk"
+    assert_events(events, expected)
+
+
+class _Template:
+    """The least a SimpleTemplateResponse needs: a template that renders to text."""
+
+    def render(self, context: Any = None, request: Any = None) -> str:
+        return "needle"
+
+
+def test_unrendered_response_body_is_unknown() -> None:
+    """A template response nobody rendered keeps its body unknown; nothing renders it."""
+    from django.template.response import SimpleTemplateResponse
+    from django.test import RequestFactory
+
+    unrendered = SimpleTemplateResponse(_Template())
+    middleware = HeraEventsMiddleware(lambda request: unrendered)
+    with capture_events() as events:
+        response = middleware(RequestFactory().get("/plain/"))
+    assert response is unrendered
+    assert not response.is_rendered
+    assert_events(events, [FORM_ABSENT, done(None)])
+
+
+def test_internal_error_at_request_start_is_a_pass_through(
+    client: Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An error while starting the exchange is counted; the request passes straight through."""
+
+    def broken(request: Any) -> Any:
+        raise RuntimeError("adapter bug")
+
+    monkeypatch.setattr(adapter, "request_exchange", broken)
+    with capture_events() as events:
+        response = client.post("/oauth/token/", urlencode(TOKEN), content_type=FORM)
+    assert json.loads(response.content)["result"] == "ok"
+    assert events == []
+    assert hera_middleware.stats()["internal_errors"] == 1
+
+
+def test_route_middleware_does_nothing_under_wsgi(client: Client) -> None:
+    """HeraRouteMiddleware leaves WSGI requests (and their environ) alone."""
+    seen: list[HttpRequest] = []
+
+    def view(request: HttpRequest) -> HttpResponse:
+        seen.append(request)
+        return HttpResponse("ok")
+
+    from django.test import RequestFactory
+
+    request = RequestFactory().get("/plain/")
+    before = dict(request.META)
+    response = adapter.HeraRouteMiddleware(view)(request)
+    assert response.content == b"ok"
+    assert seen == [request]
+    assert before == request.META
+
+
+async def test_route_middleware_without_a_resolved_view() -> None:
+    """Under ASGI an unresolved path leaves the scope without a route."""
+    with override_settings(MIDDLEWARE=["hera_middleware.django.HeraRouteMiddleware"]):
+        from django.core.asgi import get_asgi_application
+
+        app = get_asgi_application()
+    scopes: list[dict[str, Any]] = []
+
+    async def recording(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        scopes.append(scope)
+        await app(scope, receive, send)
+
+    import httpx
+
+    transport = httpx.ASGITransport(app=recording)
+    async with httpx.AsyncClient(transport=transport, base_url="http://t") as http:
+        assert (await http.get("/nowhere/")).status_code == 404
+        assert (await http.get("/users/5/")).status_code == 200
+    assert "route" not in scopes[0]
+    assert (scopes[1]["route"].name, scopes[1]["route"].path) == ("user_detail", "users/<int:pk>/")
+    assert scopes[1]["path_params"] == {"pk": 5}
+
+
+def _posted(body: bytes, content_type: str, **meta: Any) -> HttpRequest:
+    """A POST request as Django built it, before any view read it."""
+    from django.test import RequestFactory
+
+    request = RequestFactory().generic("POST", "/x", body, content_type)
+    request.META.update(meta)
+    if meta.get("CONTENT_LENGTH") == "":
+        del request.META["CONTENT_LENGTH"]
+    return request
+
+
+def _read_body(request: HttpRequest) -> HttpRequest:
+    with contextlib.suppress(RequestDataTooBig):  # Django keeps what it read, then refuses
+        request.body  # noqa: B018 - the view reads it
+    return request
+
+
+def _cut_body(request: HttpRequest) -> HttpRequest:
+    request.__dict__["_body"] = b"client_id=we"  # what a read cut short leaves behind
+    return request
+
+
+def _parsed_post(request: HttpRequest) -> HttpRequest:
+    request.POST  # noqa: B018 - the view parses the form
+    return request
+
+
+MULTIPART = (
+    b'--B\r\nContent-Disposition: form-data; name="client_id"\r\n\r\nweb\r\n'
+    b'--B\r\nContent-Disposition: form-data; name="a\\"b"\r\n\r\nx\r\n--B--\r\n'
+)
+
+
+@pytest.mark.parametrize(
+    ("request_", "state", "body"),
+    [
+        pytest.param(
+            lambda: _read_body(_posted(b"client_id=web", FORM)),
+            BodyState.COMPLETE,
+            b"client_id=web",
+            id="read",
+        ),
+        pytest.param(
+            lambda: _posted(b"client_id=web", FORM), BodyState.INCOMPLETE, b"", id="not-read"
+        ),
+        pytest.param(
+            lambda: _cut_body(_posted(b"client_id=web", FORM)),
+            BodyState.INCOMPLETE,
+            b"",
+            id="shorter-than-content-length",
+        ),
+        pytest.param(
+            lambda: _read_body(
+                _posted(b"client_id=web", FORM, CONTENT_LENGTH="", HTTP_TRANSFER_ENCODING="chunked")
+            ),
+            BodyState.COMPLETE,
+            b"client_id=web",
+            id="chunked-within-the-upload-limit",
+        ),
+        pytest.param(
+            lambda: _read_body(
+                _posted(b"x" * 50, FORM, CONTENT_LENGTH="", HTTP_TRANSFER_ENCODING="chunked")
+            ),
+            BodyState.INCOMPLETE,
+            b"",
+            id="chunked-beyond-the-upload-limit",
+        ),
+        pytest.param(
+            lambda: _parsed_post(_posted(MULTIPART, "multipart/form-data; boundary=B")),
+            BodyState.INCOMPLETE,
+            b"",
+            id="multipart-field-name-with-a-quote",
+        ),
+    ],
+)
+def test_request_body_as_far_as_the_view_read_it(
+    request_: Callable[[], HttpRequest], state: int, body: bytes
+) -> None:
+    """Body facts come from what Django kept of a read, never from a read of our own."""
+    with override_settings(DATA_UPLOAD_MAX_MEMORY_SIZE=40):
+        request = request_()
+        ex = _django_facts.request_exchange(request)
+        _django_facts.request_body(ex, request, 65536)
+    assert (ex.body_state, bytes(ex.body)) == (state, body)
+
+
+def test_multipart_needs_a_boundary() -> None:
+    """Without a boundary no multipart body can be rebuilt."""
+    assert _django_facts._multipart({}, "") is None
+
+
+def test_header_values_beyond_latin_1() -> None:
+    """A header value a test client put in as text beyond latin-1 is taken as UTF-8."""
+    from django.test import RequestFactory
+
+    request = RequestFactory().get("/x", QUERY_STRING="q=\u20ac", HTTP_X_NOTE="\u20ac")
+    ex = _django_facts.request_exchange(request)
+    assert ex.query() == {"q": ["\u20ac"]}
+    assert ex.header("x-note") == "\u20ac".encode().decode("latin-1")
+
+
+def test_check_skips_broken_middleware_entries(tmp_path: Path) -> None:
+    """An entry of MIDDLEWARE that does not import is Django's to report; ours is still checked."""
+    bad = rules_file(tmp_path, BAD_RULES)
+    with override_settings(MIDDLEWARE=["no.such.Middleware", MIDDLEWARE], HERA_RULES=bad):
+        assert [m.id for m in _django_config.check_settings()] == ["hera_middleware.E001"]
+
+
+def test_broken_urlconf_is_left_to_django(tmp_path: Path) -> None:
+    """A URLconf that does not import is Django's check to report; the middleware fails closed."""
+    rules = rules_file(tmp_path, ROUTE_RULES)
+    with override_settings(ROOT_URLCONF="no_such_urlconf", HERA_RULES=rules):
+        assert _django_config.check_settings() == []
+        with pytest.raises(ImportError):
+            WSGIHandler()
 
 
 # -- settings, precedence, stand-down -----------------------------------------------------

@@ -102,7 +102,14 @@ async def _achunks() -> AsyncIterator[bytes]:
         yield chunk
 
 
+async def _afailing() -> AsyncIterator[bytes]:
+    yield b"first chunk, "
+    raise RuntimeError("the async generator broke")
+
+
 def async_stream(request: HttpRequest) -> HttpResponse:
+    if request.GET.get("fail"):
+        return StreamingHttpResponse(_afailing())
     return StreamingHttpResponse(_achunks(), content_type="text/plain")
 
 

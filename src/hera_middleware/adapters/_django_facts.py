@@ -22,6 +22,7 @@ def _native(text: str) -> bytes:
 
 
 def request_exchange(request: HttpRequest) -> Exchange:
+    """The request side of the exchange: method, ``path_info``, query, raw headers."""
     scope = getattr(request, "scope", None)  # ASGIRequest: the raw scope is at hand
     if isinstance(scope, Mapping):
         query = scope.get("query_string", b"")
