@@ -37,7 +37,7 @@ from django.test import override_settings
 from django_project.settings import HERE, discard
 
 import hera_middleware
-from hera_middleware import HeraEvents, HeraEventsWSGI, _diagnostics, _stats
+from hera_middleware import HeraEvents, HeraEventsWSGI, _diagnostics, _stats, load_rules
 from hera_middleware.testing import capture_events
 
 pytest.register_assert_rewrite("_asgi_harness")
@@ -77,15 +77,16 @@ def done(view: str | None, status: int = 200, raised: bool = False) -> dict[str,
     return event("exchange_done", view=view, status=status, raised=raised)
 
 
-def wrapped(*, views: bool, body_read_ahead: bool) -> list[dict[str, object]]:
+def wrapped(*, body_read_ahead: bool) -> list[dict[str, object]]:
     """What a wrapper emits for REQUESTS (``hera_match.yaml``).
 
-    ``views``: HeraRouteMiddleware published the route facts; ``body_read_ahead``: the
-    transport read the request body before the view (Django's ASGI handler does).
+    The wrapper resolves each path with Django's URLconf for the route facts (with or
+    without HeraRouteMiddleware); ``body_read_ahead``: the transport read the request
+    body before the view (Django's ASGI handler does).
     """
 
     def name(view: str) -> str | None:
-        return view if views else None
+        return view
 
     return [
         event("pkce_token_exchange", client_id="web"),
@@ -198,19 +199,20 @@ def test_wrapped_wsgi_application() -> None:
         bodies = drive_wsgi(app)
     assert bodies[0] == b'{"result": "ok", "token_type": "Bearer"}'
     assert bodies[5] == b"first chunk, the needle, last chunk"
-    assert_events(events, wrapped(views=False, body_read_ahead=False))
+    assert_events(events, wrapped(body_read_ahead=False))
     assert_private(dumps(events))
 
 
 @pytest.mark.parametrize(
-    ("middleware", "views"),
+    "middleware",
     [
-        pytest.param([], False, id="alone"),
-        pytest.param(["hera_middleware.django.HeraRouteMiddleware"], True, id="route-middleware"),
+        pytest.param([], id="alone"),
+        pytest.param(["hera_middleware.django.HeraRouteMiddleware"], id="route-middleware"),
     ],
 )
-async def test_wrapped_asgi_application(middleware: list[str], views: bool) -> None:
-    """HeraEvents around get_asgi_application(); HeraRouteMiddleware adds the route facts."""
+async def test_wrapped_asgi_application(middleware: list[str]) -> None:
+    """HeraEvents around get_asgi_application() has Django's route facts, with or without
+    HeraRouteMiddleware."""
     with override_settings(MIDDLEWARE=middleware):
         app = HeraEvents(get_asgi_application(), rules=MATCH_RULES, output=discard)
     transport = httpx.ASGITransport(app=app)
@@ -219,7 +221,7 @@ async def test_wrapped_asgi_application(middleware: list[str], views: bool) -> N
             for method, url, body, content_type in REQUESTS:
                 headers = {"content-type": content_type} if content_type else {}
                 await client.request(method, url, content=body, headers=headers)
-    assert_events(events, wrapped(views=views, body_read_ahead=True))
+    assert_events(events, wrapped(body_read_ahead=True))
 
 
 async def test_wrapper_and_middleware_with_one_configuration_emit_once() -> None:
@@ -232,7 +234,8 @@ async def test_wrapper_and_middleware_with_one_configuration_emit_once() -> None
             async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
                 await client.get("/users/7/")
     assert_events(
-        events, [event("user_seen", pk="7"), event("response_seen", result="ok"), done(None)]
+        events,
+        [event("user_seen", pk="7"), event("response_seen", result="ok"), done("user_detail")],
     )
 
 
@@ -261,7 +264,7 @@ def wsgiref_server(app: Any) -> Iterator[str]:
 @pytest.mark.parametrize(
     ("wrap", "expected"),
     [
-        pytest.param(True, wrapped(views=False, body_read_ahead=False), id="HeraEventsWSGI"),
+        pytest.param(True, wrapped(body_read_ahead=False), id="HeraEventsWSGI"),
         pytest.param(False, MIDDLEWARE_EVENTS, id="HeraEventsMiddleware"),
     ],
 )
@@ -359,13 +362,13 @@ def read_events(file: Path) -> list[dict[str, object]]:
         pytest.param(
             "django_project.asgi_wrapped:application",
             {"DJANGO_PROJECT_MIDDLEWARE": "0"},
-            wrapped(views=False, body_read_ahead=True),
+            wrapped(body_read_ahead=True),
             id="wrapped",
         ),
         pytest.param(
             "django_project.asgi_wrapped:application",
             {"DJANGO_PROJECT_MIDDLEWARE": "route"},
-            wrapped(views=True, body_read_ahead=True),
+            wrapped(body_read_ahead=True),
             id="wrapped-with-route-middleware",
         ),
     ],
@@ -427,3 +430,18 @@ def test_bad_rule_file_stops_uvicorn(tmp_path: Path, app: str, env: dict[str, st
     assert f"{line} (hint: did you mean 'pkce_authorize'?)" in lines
     assert "Uvicorn running on" not in proc.stderr
     assert proc.stdout == ""
+
+
+def test_route_rules_on_a_wrapped_django_application() -> None:
+    """`route:` names Django views when Django's whole WSGI application is wrapped."""
+    rules = load_rules(
+        text=(
+            "rules:\n  - event: pkce_token_exchange\n    route: oauth:token\n"
+            "    fields: {client_id: form.client_id}\n"
+        )
+    )
+    with override_settings(MIDDLEWARE=[]):
+        app = HeraEventsWSGI(get_wsgi_application(), rules=rules, output=discard)
+    with capture_events() as events:
+        drive_wsgi(app)
+    assert_events(events, [event("pkce_token_exchange", client_id="web")])

@@ -78,6 +78,8 @@ class Engine:
         self.domain = self.options.domain
         self.allow = self.rules.allow
         self.key = f"{self.rules.fingerprint}|{self.domain}|{self.options.output!r}"
+        #: For wrapped apps that leave no route in the scope (Django): path -> route facts.
+        self.route_resolver: Callable[[str], tuple[str, dict[str, Any]] | None] | None = None
 
     def index_routes(self, routes: tuple[RouteTable, dict[int, str]] | None) -> None:
         """Resolve ``route:`` rules against ``routes`` and (re)build the candidate index.

@@ -13,7 +13,7 @@ from ..errors import HeraConfigError, Problem
 from ..exchange import BodyState, Exchange
 from ..matching import Candidates
 from ._engine import ACTIVE, Engine, app_relative_path
-from ._routes import starlette_routes
+from ._wrapped import wrapped_routes
 
 __all__ = ["HeraEvents", "app_relative_path"]
 
@@ -75,7 +75,9 @@ class HeraEvents:
             "max_response_body": max_response_body,
         }
         try:
-            self._engine: Engine | None = Engine(rules, given, starlette_routes(app))
+            routes, resolver = wrapped_routes(app)
+            self._engine: Engine | None = Engine(rules, given, routes)
+            self._engine.route_resolver = resolver
         except HeraConfigError as exc:
             self._fail(exc)
         except (TypeError, ValueError, RecursionError) as exc:
@@ -303,6 +305,11 @@ class _Tee:
             params = scope.get("path_params")
             if isinstance(params, dict):
                 ex.path_params = params
+            resolver = self.engine.route_resolver
+            if ex.route is None and resolver is not None:
+                found = resolver(ex.path)
+                if found is not None:
+                    ex.route, ex.path_params = found
         except Exception as exc:
             internal_error("route facts", exc)
         self.engine.finish(self.candidates, ex)

@@ -7,7 +7,9 @@ from typing import Any
 
 from .._diagnostics import internal_error
 from .._types import Environ, StartResponse, WSGIApp
+from ..exchange import Exchange
 from ._engine import ACTIVE, Engine
+from ._wrapped import wrapped_routes
 from ._wsgi_tee import Facts, Tee, native_text
 
 __all__ = ["Facts", "HeraEventsWSGI", "serve"]
@@ -74,10 +76,20 @@ class HeraEventsWSGI:
             "max_request_body": max_request_body,
             "max_response_body": max_response_body,
         }
-        self._engine = Engine(rules, given, None)
+        routes, resolver = wrapped_routes(wsgi_app)
+        self._engine = Engine(rules, given, routes)
+        self._facts: Facts | None = None
+        if resolver is not None:
+
+            def facts(environ: Environ, ex: Exchange) -> None:
+                found = resolver(ex.path)
+                if found is not None:
+                    ex.route, ex.path_params = found
+
+            self._facts = facts
 
     def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
-        return serve(self._engine, self.app, environ, start_response)
+        return serve(self._engine, self.app, environ, start_response, self._facts)
 
 
 def serve(
