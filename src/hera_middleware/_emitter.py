@@ -36,6 +36,11 @@ FULL_WAIT = 0.05
 #: How long the interpreter-exit flush may take, all outputs together.
 EXIT_TIMEOUT = 5.0
 
+#: While lines keep coming the writer looks for more every _POLL seconds; after
+#: _IDLE_POLLS empty looks (0.1 s) it sleeps until a put wakes it.
+_POLL = 0.002
+_IDLE_POLLS = 50
+
 _ON_FULL = ("drop", "block")
 _OPT = orjson.OPT_APPEND_NEWLINE
 _dumps = orjson.dumps
@@ -225,6 +230,7 @@ class Emitter:
         fd_sink = sink if type(sink) is FdSink or type(sink) is FileSink else None
         fd = -1  # fd_sink's descriptor once it has one (a FileSink opens on first write)
         written = 0
+        polls = 0  # empty polls in a row since the last line
         while True:
             try:
                 item = popleft()
@@ -234,12 +240,21 @@ class Emitter:
                     written = 0
                 if self._attention:
                     self._housekeep()
+                if polls < _IDLE_POLLS:
+                    # Poll while lines keep coming: a put is then a bare append, with no
+                    # wake-up (a futex call and a thread switch) on the request path.
+                    polls += 1
+                    if wake.wait(_POLL):  # flush() and close() cut the wait short
+                        wake.clear()
+                    continue
                 wake.clear()
                 self._idle = True
                 if not dq:
                     wake.wait()
                 self._idle = False
+                polls = 0
                 continue
+            polls = 0
             try:
                 if type(item) is not bytes:
                     if item is _STOP or isinstance(item, threading.Event):
@@ -341,8 +356,7 @@ class Emitter:
                 return False  # called from a sink: waiting for ourselves would deadlock
             marker = threading.Event()
             self._dq.append(marker)
-            if self._idle:
-                self._wake.set()
+            self._wake.set()  # idle or polling: look now
             return marker.wait(timeout)
         except Exception as exc:
             internal_error("emitter.flush", exc)
@@ -357,8 +371,7 @@ class Emitter:
         thread = self._thread
         if flushed and thread is not None:
             self._dq.append(_STOP)
-            if self._idle:
-                self._wake.set()
+            self._wake.set()
             thread.join(timeout)
             if not thread.is_alive():
                 self._thread = None
