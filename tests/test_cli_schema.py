@@ -23,6 +23,8 @@ RULE_FILES = sorted(
         *ROOT.glob("examples/*/hera.yaml"),
         *ROOT.glob("tests/rules/*.yaml"),
         *ROOT.glob("tests/fixtures/tooling/*.yaml"),
+        ROOT / "docs" / "examples" / "hera.yaml",
+        ROOT / "docs" / "examples" / "first-try.yaml",
     ]
 )
 
@@ -51,7 +53,7 @@ def test_schema_prints_the_shipped_file(kind: str, capsys: pytest.CaptureFixture
 
 def test_every_shipped_rule_file_validates() -> None:
     """Presets, examples and test rule files all validate against the rules schema."""
-    assert len(RULE_FILES) >= 9
+    assert len(RULE_FILES) >= 11
     for path in RULE_FILES:
         root, problems = parse_yaml(path.read_text(encoding="utf-8"), str(path))
         assert root is not None

@@ -7,6 +7,7 @@
     hera-middleware replay hera.yaml --har login.har --explain
     hera-middleware report events.jsonl --by day --format markdown
     hera-middleware schema rules > hera.schema.json
+    hera-middleware run --rules hera.yaml -- uvicorn myapp:app
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from . import _check, _explain, _replay, _report, _schema
+from . import _check, _explain, _replay, _report, _run, _schema
 
 __all__ = ["main"]
 
@@ -96,6 +97,21 @@ def _parser() -> argparse.ArgumentParser:
     )
     schema.add_argument("kind", choices=["rules", "events"])
     schema.set_defaults(run=_schema.run)
+
+    run = commands.add_parser(
+        "run",
+        help="start uvicorn or gunicorn with the middleware around the app",
+        description="Start `uvicorn ...` or `gunicorn ...` (after --) with the middleware "
+        "wrapped around the app, without editing any file: ASGI or WSGI apps, app "
+        "factories and gunicorn configuration files included. The rules and options are "
+        "checked first; they reach the server as HERA_* environment variables.",
+    )
+    run.add_argument("--rules", metavar="FILE", help="rule file or preset (default: HERA_RULES)")
+    run.add_argument("--domain", help="domain of every event (HERA_DOMAIN)")
+    run.add_argument("--output", help="stdout, stderr, file:PATH, logger:NAME (HERA_OUTPUT)")
+    run.add_argument("--on-full", dest="on_full", choices=["drop", "block"], help="HERA_ON_FULL")
+    run.add_argument("command", nargs=argparse.REMAINDER, metavar="-- SERVER ARGS")
+    run.set_defaults(run=_run.run)
     return parser
 
 
