@@ -8,7 +8,8 @@ one complete JSON event — none torn, interleaved or lost. Then SIGTERM arrives
 load: every response that completed has its event on stdout.
 
 CI size: 20 clients, 1,000 requests. ``HERA_STRESS=1``: 200 clients, 20,000 requests.
-Every wait is bounded.
+A bad rule file stops gunicorn (with and without ``--preload``) instead of serving
+without analytics. Every wait is bounded.
 """
 
 from __future__ import annotations
@@ -56,7 +57,9 @@ def _free_port() -> int:
 class Gunicorn:
     """An example under gunicorn, stdout collected in full, stderr kept for failures."""
 
-    def __init__(self, example: str, args: list[str]) -> None:
+    def __init__(
+        self, example: str, args: list[str], env: dict[str, str] | None = None, wait: bool = True
+    ) -> None:
         self.port = _free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         src = str(Path(hera_middleware.__file__).resolve().parents[1])
@@ -65,6 +68,7 @@ class Gunicorn:
             **{k: v for k, v in os.environ.items() if not k.startswith("HERA_")},
             "PYTHONPATH": os.pathsep.join(path),
             "EXAMPLE_TOTP_SECRET": "JBSWY3DPEHPK3PXP",
+            **(env or {}),
         }
         directory = ROOT / "examples" / example
         command = [sys.executable, "-m", "gunicorn", "--chdir", str(directory), *args]
@@ -81,7 +85,8 @@ class Gunicorn:
         ]
         for reader in self._readers:
             reader.start()
-        self._wait_ready()
+        if wait:
+            self._wait_ready()
 
     def _read(self, name: str) -> None:
         stream = getattr(self.proc, name)
@@ -216,3 +221,22 @@ def test_sigterm_during_load_keeps_every_completed_response(config: str) -> None
     # Every response a client got has its line; a request cut short may have one too.
     assert len(displayed) >= completed, (len(displayed), completed)
     assert len(displayed) <= completed + CLIENTS
+
+
+@pytest.mark.parametrize("preload", [False, True], ids=["sync", "preload"])
+def test_bad_rule_file_stops_gunicorn(preload: bool, tmp_path: Path) -> None:
+    """Fail closed: a mistake in the rule file stops gunicorn instead of serving blind."""
+    bad = tmp_path / "hera.yaml"
+    bad.write_text("rules:\n  - event: pkce_authorise\n    match: GET /x\n")
+    args = ["--workers", "2", *(["--preload"] if preload else [])]
+    running = Gunicorn("flask_app", args, env={"HERA_RULES": str(bad)}, wait=False)
+    try:
+        code = running.proc.wait(START_BOUND)
+    except subprocess.TimeoutExpired:
+        running.stop(signal.SIGKILL)
+        pytest.fail("gunicorn kept running with a bad rule file")
+    running.stop()
+    assert code != 0
+    err = running.stderr.decode(errors="replace")
+    assert "unknown-event" in err, err[-3000:]
+    assert running.stdout == b""
