@@ -80,7 +80,8 @@ def _parse_pairs(data: bytes, *, drop_last: bool) -> Multi:
     return out
 
 
-_HEX = frozenset("0123456789abcdefABCDEF")
+_HEXDIGITS = "0123456789ABCDEFabcdef"
+_HEX_BYTE = {(a + b).encode(): bytes.fromhex(a + b) for a in _HEXDIGITS for b in _HEXDIGITS}
 
 
 def _unquote_plus(text: str) -> str:
@@ -91,15 +92,17 @@ def _unquote_plus(text: str) -> str:
     text = text.replace("+", " ")
     if "%" not in text:
         return text
-    parts = text.split("%")
-    out = bytearray(parts[0].encode("utf-8", "surrogatepass"))
+    parts = text.encode("utf-8", "surrogatepass").split(b"%")
+    out = [parts[0]]
     for part in parts[1:]:
-        if len(part) >= 2 and part[0] in _HEX and part[1] in _HEX:
-            out.append(int(part[:2], 16))
-            out += part[2:].encode("utf-8", "surrogatepass")
+        byte = _HEX_BYTE.get(part[:2])
+        if byte is None:
+            out.append(b"%")
+            out.append(part)
         else:
-            out += b"%" + part.encode("utf-8", "surrogatepass")
-    return out.decode("utf-8", "replace")
+            out.append(byte)
+            out.append(part[2:])
+    return b"".join(out).decode("utf-8", "replace")
 
 
 _BOUNDARY = re.compile(r';\s*boundary\s*=\s*(?:"([^"]{1,200})"|([^\s;"]{1,200}))', re.IGNORECASE)
@@ -158,6 +161,9 @@ class Exchange:
 
     __slots__ = (
         "_cache",
+        "_has_body",
+        "_headers",
+        "_rheaders",
         "body",
         "body_state",
         "headers",
@@ -204,14 +210,17 @@ class Exchange:
         self.template_params: dict[str, str] = {}
         self.signals: dict[str, dict[str, Any]] | None = None
         self._cache: dict[str, Any] = {}
+        self._headers: dict[str, str] | None = None
+        self._rheaders: dict[str, str] | None = None
+        self._has_body: bool | None = None
 
     # -- request -------------------------------------------------------------
 
     def header(self, name: str) -> str | _Marker:
         """A request header by lower-case name; repeated headers joined with ', '."""
-        table = self._cache.get("headers")
+        table = self._headers
         if table is None:
-            table = self._cache["headers"] = _header_table(self.headers)
+            table = self._headers = _header_table(self.headers)
         return table.get(name, ABSENT)
 
     def query(self) -> Multi:
@@ -224,12 +233,17 @@ class Exchange:
         """Whether a body may follow: by Content-Length or Transfer-Encoding in HTTP/1,
         and for methods that carry one in HTTP/2 and 3, which frame bodies without them.
         """
-        length = self.header("content-length")
-        if isinstance(length, str):
-            return length.strip() not in ("", "0")
-        if isinstance(self.header("transfer-encoding"), str):
-            return True
-        return not self.http_version.startswith("1") and self.method not in _BODILESS
+        has = self._has_body
+        if has is None:
+            length = self.header("content-length")
+            if isinstance(length, str):
+                has = length.strip() not in ("", "0")
+            elif isinstance(self.header("transfer-encoding"), str):
+                has = True
+            else:
+                has = not self.http_version.startswith("1") and self.method not in _BODILESS
+            self._has_body = has
+        return has
 
     def _content_type(self) -> str:
         ct = self.header("content-type")
@@ -307,9 +321,9 @@ class Exchange:
     # -- response ------------------------------------------------------------
 
     def response_header(self, name: str) -> str | _Marker:
-        table = self._cache.get("rheaders")
+        table = self._rheaders
         if table is None:
-            table = self._cache["rheaders"] = _header_table(self.response_headers)
+            table = self._rheaders = _header_table(self.response_headers)
         return table.get(name, ABSENT)
 
     def _response_readable(self) -> bool:
@@ -391,12 +405,22 @@ def _load_json(body: bytearray, state: int) -> Any:
 
 
 def _header_table(headers: list[tuple[bytes, bytes]]) -> dict[str, str]:
-    parts: dict[str, list[str]] = {}
+    table: dict[str, str] = {}
+    repeated: dict[str, list[str]] | None = None
     for key, value in headers:
         name = key.decode("latin-1").lower()
-        found = parts.get(name)
-        if found is None:
-            parts[name] = [value.decode("latin-1")]
+        if name not in table:
+            table[name] = value.decode("latin-1")
+            continue
+        # Joined once at the end: a header sent many times costs linear time.
+        if repeated is None:
+            repeated = {}
+        values = repeated.get(name)
+        if values is None:
+            repeated[name] = [table[name], value.decode("latin-1")]
         else:
-            found.append(value.decode("latin-1"))
-    return {name: ", ".join(values) for name, values in parts.items()}
+            values.append(value.decode("latin-1"))
+    if repeated is not None:
+        for name, values in repeated.items():
+            table[name] = ", ".join(values)
+    return table

@@ -57,6 +57,27 @@ def _equals(value: Any, literal: Any) -> bool:
     return bool(value == literal)
 
 
+def _equals_matcher(literal: Any) -> Matcher:
+    # A value of the literal's own type compares directly; anything else takes _equals.
+    if type(literal) is int:
+
+        def equals_int(v: Any) -> bool:
+            if type(v) is int:
+                return bool(v == literal)
+            return v is not ABSENT and _equals(v, literal)
+
+        return equals_int
+    if type(literal) is str and not _STATUS_CLASS.fullmatch(literal):
+
+        def equals_str(v: Any) -> bool:
+            if type(v) is str:
+                return bool(v == literal)
+            return v is not ABSENT and _equals(v, literal)
+
+        return equals_str
+    return lambda v: v is not ABSENT and _equals(v, literal)
+
+
 def _text(value: Any) -> str | None:
     if isinstance(value, str):
         return value if value.isascii() else _valid_utf8(value)
@@ -140,6 +161,17 @@ class _Compiler:
         self.response_body |= fact.response_body
         matcher = self.matcher(value, fact)
         get = fact.get
+        # The commonest tests without a matcher call: they run for every candidate rule.
+        if value.value == "present":
+
+            def present(ex: Exchange) -> bool | None:
+                got = get(ex)
+                if got is UNKNOWN:
+                    count("facts_unknown")
+                    return None
+                return got is not ABSENT
+
+            return present
 
         def test(ex: Exchange) -> bool | None:
             got = get(ex)
@@ -185,7 +217,7 @@ class _Compiler:
             )
         elif fact.family == "response.status":
             literal = self.status(node, literal)
-        return lambda v: v is not ABSENT and _equals(v, literal)
+        return _equals_matcher(literal)
 
     def status(self, node: Node, literal: Any) -> Any:
         """A status literal: 100-599 (number or digits) or a class like 4xx."""

@@ -136,8 +136,40 @@ FACT_FAMILIES: dict[str, tuple[bool, bool, bool, bool]] = {
 }
 
 
+def _form_getter(k: str) -> Getter:
+    # _form_value inlined: form facts are what token and login rules test most.
+    def form_value(ex: Exchange) -> Any:
+        form = ex.form()
+        if form is ABSENT or form is UNKNOWN:
+            return form
+        found = form.get(k)  # type: ignore[union-attr]
+        if found:
+            return found[0] if len(found) == 1 else UNKNOWN
+        return UNKNOWN if isinstance(form, _Truncated) else ABSENT
+
+    return form_value
+
+
+def _response_json_getter(key: tuple[str, ...]) -> Getter:
+    if len(key) == 1:
+        k = key[0]
+
+        def top_level(ex: Exchange) -> Any:
+            value = ex.response_json()
+            if type(value) is dict:
+                return value.get(k, ABSENT)
+            return _walk(value, key)
+
+        return top_level
+    return lambda ex: _walk(ex.response_json(), key)
+
+
 def _getter(family: str, key: tuple[str, ...]) -> Getter:
     k = key[0] if key else ""
+    if family == "form.":
+        return _form_getter(k)
+    if family == "response.json.":
+        return _response_json_getter(key)
     simple: dict[str, Getter] = {
         "method": lambda ex: ex.method,
         "path": lambda ex: ex.path,
