@@ -139,12 +139,14 @@ def test_the_server_command_is_rewritten(
 
 
 def test_options_become_hera_environment_variables() -> None:
-    """--rules, --domain, --output and --on-full reach the server as HERA_* variables."""
-    _, env = _plan(["gunicorn", "m:a"], rules="hera.yaml", domain="shop", on_full="block")
+    """--rules, --domain, --output, --on-full and --record reach the server as HERA_*."""
+    options = {"rules": "hera.yaml", "domain": "shop", "on_full": "block", "record": "x.jsonl"}
+    _, env = _plan(["gunicorn", "m:a"], **options)
     assert env == {
         "HERA_RULES": "hera.yaml",
         "HERA_DOMAIN": "shop",
         "HERA_ON_FULL": "block",
+        "HERA_RECORD": "x.jsonl",
         "HERA_RUN_GUNICORN_CONFIG": "",
     }
 

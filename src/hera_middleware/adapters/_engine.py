@@ -18,6 +18,7 @@ from ..errors import HeraConfigError, Problem, did_you_mean
 from ..exchange import Exchange
 from ..matching import Candidates, RuleSet, compile_template, evaluate
 from ..options import Options, resolve_options
+from ..record import Recorder, RecordingRuleSet
 from ..rules.loader import load_rules
 from ..rules.model import CompiledRule, Rules
 from ._routes import RouteTable
@@ -48,6 +49,7 @@ class Engine:
         framework_name: str = "framework config",
         *,
         defer_routes: bool = False,
+        record: str | None = None,
     ) -> None:
         if rules is None:
             rules = os.environ.get("HERA_RULES") or (framework or {}).get("HERA_RULES")
@@ -69,7 +71,9 @@ class Engine:
         self.needs_routes = any(rule.route for rule in self.rules.rules)
         self.route_table: RouteTable | None = None
         self.endpoint_names: dict[int, str] = {}
-        self.ruleset = RuleSet((), lambda rule: ())
+        self.ruleset: RuleSet | RecordingRuleSet = RuleSet((), lambda rule: ())
+        record = record if record is not None else os.environ.get("HERA_RECORD")
+        self.recorder: Recorder | None = Recorder(record) if record else None
         if not (defer_routes and self.needs_routes):
             self.index_routes(routes)
         self.emitter: Emitter = get_emitter(self.options.output, self.options.on_full)
@@ -91,7 +95,7 @@ class Engine:
         ruleset = RuleSet(self.rules.rules, self._templates_of(table))
         self.route_table = table
         self.endpoint_names = routes[1] if routes else {}
-        self.ruleset = ruleset
+        self.ruleset = ruleset if self.recorder is None else self.recorder.wrap(ruleset)
 
     def _templates_of(
         self, route_table: RouteTable | None
@@ -176,10 +180,29 @@ class Engine:
 
     def finish(self, candidates: Candidates, ex: Exchange) -> None:
         """Evaluate and emit; never raises (fail open)."""
+        recorder = self.recorder
+        if recorder is not None:
+            self._finish_recorded(recorder, candidates, ex)
+            return
         try:
             evaluate(candidates, ex, self.emit)
         except Exception as exc:
             internal_error("rule evaluation", exc)
+
+    def _finish_recorded(self, recorder: Recorder, candidates: Candidates, ex: Exchange) -> None:
+        fired: list[dict[str, Any]] = []
+
+        def emit(rule: CompiledRule, fields: list[tuple[str, Any]]) -> None:
+            self.emit(rule, fields)
+            clean = policy.clean_value
+            cleaned = {name: clean(name, value, self.allow.get(name)) for name, value in fields}
+            fired.append({"event": rule.event.name, **cleaned})
+
+        try:
+            evaluate(candidates, ex, emit)
+        except Exception as exc:
+            internal_error("rule evaluation", exc)
+        recorder.record(ex, fired)
 
 
 def app_relative_path(path: str, root_path: str) -> str:

@@ -47,6 +47,9 @@ class HeraEvents:
         on_full: ``"drop"`` (default: wait briefly, then drop and count) or ``"block"``.
         max_request_body: bytes of a request body copied for rules (default 65536).
         max_response_body: bytes of a response body copied for rules (default 65536).
+        record: a file to append every exchange to, cleaned, in the JSON-lines format
+            that ``hera-middleware replay --exchanges`` reads (default ``HERA_RECORD``;
+            off when unset). For development and staging: see :mod:`hera_middleware.record`.
 
     A bad rule file raises :class:`~hera_middleware.HeraConfigError` here; when the
     middleware is built while the server already runs (Starlette builds its
@@ -64,6 +67,7 @@ class HeraEvents:
         on_full: str | None = None,
         max_request_body: int | None = None,
         max_response_body: int | None = None,
+        record: str | None = None,
     ) -> None:
         self.app = app
         self._error: HeraConfigError | None = None
@@ -76,7 +80,7 @@ class HeraEvents:
         }
         try:
             routes, resolver = wrapped_routes(app)
-            self._engine: Engine | None = Engine(rules, given, routes)
+            self._engine: Engine | None = Engine(rules, given, routes, record=record)
             self._engine.route_resolver = resolver
         except HeraConfigError as exc:
             self._fail(exc)

@@ -37,6 +37,9 @@ class HeraEventsWSGI:
         on_full: ``"drop"`` (default: wait briefly, then drop and count) or ``"block"``.
         max_request_body: bytes of a request body copied for rules (default 65536).
         max_response_body: bytes of a response body copied for rules (default 65536).
+        record: a file to append every exchange to, cleaned, in the JSON-lines format
+            that ``hera-middleware replay --exchanges`` reads (default ``HERA_RECORD``;
+            off when unset). For development and staging: see :mod:`hera_middleware.record`.
 
     A bad rule file raises :class:`~hera_middleware.HeraConfigError` here, so the
     server does not start with it.
@@ -67,6 +70,7 @@ class HeraEventsWSGI:
         on_full: str | None = None,
         max_request_body: int | None = None,
         max_response_body: int | None = None,
+        record: str | None = None,
     ) -> None:
         self.app = wsgi_app
         given = {
@@ -77,7 +81,7 @@ class HeraEventsWSGI:
             "max_response_body": max_response_body,
         }
         routes, resolver = wrapped_routes(wsgi_app)
-        self._engine = Engine(rules, given, routes)
+        self._engine = Engine(rules, given, routes, record=record)
         self._facts: Facts | None = None
         if resolver is not None:
 

@@ -110,6 +110,9 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--domain", help="domain of every event (HERA_DOMAIN)")
     run.add_argument("--output", help="stdout, stderr, file:PATH, logger:NAME (HERA_OUTPUT)")
     run.add_argument("--on-full", dest="on_full", choices=["drop", "block"], help="HERA_ON_FULL")
+    run.add_argument(
+        "--record", metavar="FILE", help="record cleaned exchanges for replay (HERA_RECORD)"
+    )
     run.add_argument("command", nargs=argparse.REMAINDER, metavar="-- SERVER ARGS")
     run.set_defaults(run=_run.run)
     return parser

@@ -27,7 +27,7 @@ from ._common import print_problems
 
 __all__ = ["RunError", "plan", "run"]
 
-_OPTIONS = ("rules", "domain", "output", "on_full")
+_OPTIONS = ("rules", "domain", "output", "on_full", "record")
 
 
 class RunError(ValueError):
