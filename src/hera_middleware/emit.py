@@ -68,8 +68,10 @@ def send_event(event: str, fields: Mapping[str, object], *, domain: str, emitter
             line = _dumps(record, option=_OPT)
         except orjson.JSONEncodeError:
             line = _redact(record)
-        if len(line) > MAX_LINE:
-            line = _trim(record, len(line))
+        # orjson's result keeps the heap block of its 1 KiB buffer, shrunk in place: a
+        # queue of such lines leaves a hole per line (+10 MiB RSS for a backlog of 10,000
+        # lines). An exact-size copy comes from pymalloc and leaves none.
+        line = _trim(record, len(line)) if len(line) > MAX_LINE else line[:-1] + b"\n"
         if _capture.listeners:
             _capture.publish(record)
         emitter.put(line)
