@@ -1,0 +1,1 @@
+"""hera-middleware's benchmark suite: ``python -m benchmarks`` (see ``run.py``)."""
