@@ -49,6 +49,8 @@ _STOP = object()
 # (second, "YYYY-MM-DDTHH:MM:SS"): replaced whole, so threads never see half an update.
 _ts_cache: tuple[int, str] = (-1, "")
 _MS_SUFFIX = tuple(f".{ms:03d}Z" for ms in range(1000))
+# (millisecond, its full text), replaced whole likewise.
+_ms_cache: tuple[int, str] = (-1, "")
 
 
 def format_ts(t: float) -> str:
@@ -56,12 +58,18 @@ def format_ts(t: float) -> str:
 
     Example: ``format_ts(1796297653.1234) == "2026-12-03T11:34:13.123Z"``.
     """
-    global _ts_cache
-    sec, ms = divmod(math.floor(t * 1000), 1000)
+    global _ts_cache, _ms_cache
+    stamp = math.floor(t * 1000)
+    last = _ms_cache
+    if last[0] == stamp:  # events of one millisecond share one string
+        return last[1]
+    sec, ms = divmod(stamp, 1000)
     cached = _ts_cache
     if cached[0] != sec:
         cached = _ts_cache = (sec, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(sec)))
-    return cached[1] + _MS_SUFFIX[ms]
+    text = cached[1] + _MS_SUFFIX[ms]
+    _ms_cache = (stamp, text)
+    return text
 
 
 def _block_sigpipe() -> None:

@@ -50,7 +50,7 @@ class BodyState:
 Multi = dict[str, list[str]]
 
 
-def _parse_pairs(data: bytes, *, drop_last: bool) -> Multi:
+def _parse_pairs(data: bytes | bytearray, *, drop_last: bool) -> Multi:
     """Parse ``a=1&b=2`` (as urlencoded forms and query strings are) into lists.
 
     Undecodable bytes become U+FFFD; pairs are split on ``&`` (and ``;`` is kept as
@@ -260,9 +260,9 @@ class Exchange:
         elif ct != "application/x-www-form-urlencoded" or not self.request_has_body():
             result = ABSENT
         elif self.body_state == BodyState.COMPLETE:
-            result = _parse_pairs(bytes(self.body), drop_last=False)
+            result = _parse_pairs(self.body, drop_last=False)
         elif self.body_state == BodyState.TRUNCATED:
-            result = _Truncated(_parse_pairs(bytes(self.body), drop_last=True))
+            result = _Truncated(_parse_pairs(self.body, drop_last=True))
         else:
             result = UNKNOWN
         self._cache["form"] = result

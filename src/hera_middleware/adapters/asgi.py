@@ -116,7 +116,10 @@ class HeraEvents:
             await self.app(scope, receive, send)
             return
         try:
-            path = app_relative_path(scope["path"], scope.get("root_path", ""))
+            path = scope["path"]
+            root_path = scope.get("root_path")
+            if root_path:
+                path = app_relative_path(path, root_path)
             candidates = engine.ruleset.candidates(scope["method"], path)
             tee = None if candidates is None else _Tee(engine, candidates, scope, path)
         except Exception as exc:
@@ -125,7 +128,7 @@ class HeraEvents:
         if tee is None:
             await self.app(scope, receive, send)
             return
-        token = ACTIVE.set(active | {engine.key})
+        token = ACTIVE.set((active | {engine.key}) if active else engine.active_alone)
         try:
             await tee.run(self.app, receive, send)
         finally:
