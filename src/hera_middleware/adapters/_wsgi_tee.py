@@ -33,19 +33,44 @@ def _bytes(native: str) -> bytes:
         return native.encode("utf-8", "replace")
 
 
+def _header_name(key: str) -> bytes | None:
+    """The header an environ key carries (``HTTP_USER_AGENT``: ``user-agent``), or None."""
+    if key.startswith("HTTP_"):
+        if key in ("HTTP_CONTENT_TYPE", "HTTP_CONTENT_LENGTH"):
+            return None
+        name = key[5:]
+    elif key in ("CONTENT_TYPE", "CONTENT_LENGTH"):
+        name = key
+    else:
+        return None
+    return name.replace("_", "-").lower().encode("latin-1")
+
+
+# Environ key -> header name, for the keys servers send on every request; bounded, since
+# clients choose header names.
+_HEADER_NAMES: dict[str, bytes | None] = {}
+_HEADER_NAMES_MAX = 1024
+_UNSEEN = b"(not looked up)"  # compared by identity
+
+
 def _request_headers(environ: Environ) -> list[tuple[bytes, bytes]]:
     headers: list[tuple[bytes, bytes]] = []
+    names = _HEADER_NAMES
     for key, value in environ.items():
-        if key.startswith("HTTP_"):
-            if key in ("HTTP_CONTENT_TYPE", "HTTP_CONTENT_LENGTH"):
-                continue
-            name = key[5:]
-        elif key in ("CONTENT_TYPE", "CONTENT_LENGTH") and value:
-            name = key
-        else:
+        name = names.get(key, _UNSEEN)
+        if name is _UNSEEN:
+            name = _header_name(key)
+            if len(names) < _HEADER_NAMES_MAX:
+                names[key] = name
+        if name is None or not isinstance(value, str):
             continue
-        if isinstance(value, str):
-            headers.append((name.replace("_", "-").lower().encode("latin-1"), _bytes(value)))
+        if not value and (key == "CONTENT_TYPE" or key == "CONTENT_LENGTH"):
+            continue
+        try:
+            raw = value.encode("latin-1")
+        except UnicodeEncodeError:
+            raw = value.encode("utf-8", "replace")
+        headers.append((name, raw))
     return headers
 
 
