@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 Batch = Callable[[int], None]
+SETTLE = 0.15
 
 
 @dataclass
@@ -63,6 +64,9 @@ def interleaved(
         for name in order:
             n = sizes[name]
             gc.collect()
+            # Let writer threads of the previous variant go back to sleep (they poll for
+            # 0.1 s after their last line), so they do not run inside this batch.
+            time.sleep(SETTLE)
             start = time.perf_counter_ns()
             variants[name](n)
             took = time.perf_counter_ns() - start

@@ -115,8 +115,11 @@ def run_asgi(report: Report, args: argparse.Namespace, outputs: dict[str, str]) 
         "Starlette endpoint that parses the form and answers JSON, called directly with ASGI",
         "messages. HeraEvents loads `examples/fastapi_app/hera.yaml`: `/oauth/token` has",
         "five candidate rules, one of which writes `pkce_token_exchange`; `/api/token` (the",
-        "same endpoint) has none. Each timed batch of a HeraEvents variant ends with",
-        "`flush()`, so the writer thread's work is in the figure.",
+        "same endpoint) has none. A HeraEvents variant that writes events calls `flush()`",
+        "after every 4,000 requests inside its timed batch, so the writer thread's work is in",
+        "the figure and its queue never overflows (this loop never releases the GIL, so the",
+        "writer gets hardly a turn before `flush()`; a server releases it at every socket",
+        "call).",
         "",
     )
     _section_inprocess(
@@ -228,8 +231,9 @@ def run_memory(report: Report, args: argparse.Namespace) -> None:
         "## Memory",
         "",
         f"A fresh process sends {m['requests']:,} token requests through HeraEvents (the rule",
-        "matches, events to /dev/null) after 50,000 warm-up requests; RSS from",
-        "`/proc/self/status` after `flush()` and `gc.collect()`. One run (it takes long).",
+        "matches, events to /dev/null, `flush()` every 5,000 requests) after 50,000 warm-up",
+        "requests; RSS from `/proc/self/status` after `flush()` and `gc.collect()`. One run",
+        "(it takes long); *peak* is the highest RSS seen every 100,000 requests.",
         "",
         "| RSS before | RSS after | peak | growth | events written | dropped | internal errors |",
         "|---|---|---|---|---|---|---|",
@@ -327,6 +331,9 @@ def write(report: Report, args: argparse.Namespace, started: float, path: Path) 
         "",
         f"Packages: {_versions()}.",
         "",
+        f"Load average (1 min) at the start and the end: {args.load_start:.2f} and"
+        f" {os.getloadavg()[0]:.2f}; the figures below include whatever else ran meanwhile.",
+        "",
         f"Each figure is the median of {args.rounds} interleaved rounds, with min and max;"
         " differences and ratios are taken within a round, then their median is shown.",
         "",
@@ -367,6 +374,7 @@ def main(argv: list[str] | None = None) -> int:
     args.e2e_requests = 3_000 if args.quick else 10_000
     args.connections = 8
     started = time.monotonic()
+    args.load_start = os.getloadavg()[0]
     report = Report()
     with tempfile.TemporaryDirectory(prefix="hera-bench-") as tmp:
         workdir = Path(tmp)
