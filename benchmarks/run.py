@@ -1,7 +1,7 @@
 """Run every benchmark in one process run and write ``benchmarks/results.md``.
 
-    python -m benchmarks            # the full run (about 6-8 minutes on 2 cores)
-    python -m benchmarks --quick    # fewer and shorter rounds (about 2 minutes)
+    python -m benchmarks            # the full run (about 6 minutes on 2 cores)
+    python -m benchmarks --quick    # fewer and shorter rounds, smaller counts
     python -m benchmarks --only asgi,wsgi
 
 Needs the ``bench`` extra (``pip install -e '.[test,bench]'``). Figures are medians of
@@ -114,7 +114,7 @@ def run_asgi(report: Report, args: argparse.Namespace, outputs: dict[str, str]) 
         "A POST with an urlencoded body (`code_verifier` and four other fields) to a",
         "Starlette endpoint that parses the form and answers JSON, called directly with ASGI",
         "messages. HeraEvents loads `examples/fastapi_app/hera.yaml`: `/oauth/token` has",
-        "five candidate rules, one of which writes `pkce_token_exchange`; `/api/token` (the",
+        "four candidate rules, one of which writes `pkce_token_exchange`; `/api/token` (the",
         "same endpoint) has none. A HeraEvents variant that writes events calls `flush()`",
         "after every 4,000 requests inside its timed batch, so the writer thread's work is in",
         "the figure and its queue never overflows (this loop never releases the GIL, so the",
