@@ -217,16 +217,19 @@ class RuleSet:
         static = self._static.get((method, path))
         if static is None:
             static = self._any.get(path)
-        if not self._tries:
+        tries = self._tries
+        if not tries:
+            return static
+        by_method = tries.get(method)
+        any_method = tries.get("*")
+        if by_method is None and any_method is None:  # no template for this method
             return static
         found: list[tuple[int, dict[str, str]]] = []
         parts = path[1:].split("/")
-        trie = self._tries.get(method)
-        if trie is not None:
-            trie.lookup(parts, 0, {}, found)
-        trie = self._tries.get("*")
-        if trie is not None:
-            trie.lookup(parts, 0, {}, found)
+        if by_method is not None:
+            by_method.lookup(parts, 0, {}, found)
+        if any_method is not None:
+            any_method.lookup(parts, 0, {}, found)
         if not found:
             return static
         if static is not None:
