@@ -1,7 +1,7 @@
 """Run every benchmark in one process run and write ``benchmarks/results.md``.
 
     python -m benchmarks            # the full run (about 6 minutes on 2 cores)
-    python -m benchmarks --quick    # fewer and shorter rounds, smaller counts
+    python -m benchmarks --quick    # fewer, shorter rounds, smaller counts (about 2 minutes)
     python -m benchmarks --only asgi,wsgi
 
 Needs the ``bench`` extra (``pip install -e '.[test,bench]'``). Figures are medians of
