@@ -22,6 +22,7 @@ from ..record import Recorder, RecordingRuleSet
 from ..rules.loader import load_rules
 from ..rules.model import CompiledRule, Rules
 from ._routes import RouteTable
+from ._signals import SignalWatch, seal
 
 __all__ = ["ACTIVE", "Engine", "app_relative_path"]
 
@@ -86,6 +87,10 @@ class Engine:
         self.active_alone = frozenset({self.key})
         #: For wrapped apps that leave no route in the scope (Django): path -> route facts.
         self.route_resolver: Callable[[str], tuple[str, dict[str, Any]] | None] | None = None
+        #: The declared framework signals, connected (None when the rules declare none).
+        self.signals: SignalWatch | None = (
+            SignalWatch(self, self.rules.signals) if self.rules.signals else None
+        )
 
     def index_routes(self, routes: tuple[RouteTable, dict[int, str]] | None) -> None:
         """Resolve ``route:`` rules against ``routes`` and (re)build the candidate index.
@@ -180,6 +185,8 @@ class Engine:
 
     def finish(self, candidates: Candidates, ex: Exchange) -> None:
         """Evaluate and emit; never raises (fail open)."""
+        if ex.signals is not None:
+            seal(ex)
         recorder = self.recorder
         if recorder is not None:
             self._finish_recorded(recorder, candidates, ex)

@@ -159,6 +159,8 @@ class Tee:
             return tee_write
 
         token = ACTIVE.set(self.active)
+        watch = self.engine.signals
+        listening = None if watch is None else watch.enter(self.ex)
         try:
             result = app(environ, tee_start_response)
         except BaseException as exc:
@@ -166,6 +168,8 @@ class Tee:
             raise
         finally:
             ACTIVE.reset(token)
+            if listening is not None:
+                watch.leave(listening)  # type: ignore[union-attr]
         try:
             return self.respond(result)
         except Exception as exc:
@@ -262,6 +266,8 @@ class _Response:
     def __next__(self) -> bytes:
         tee = self._tee
         token = ACTIVE.set(tee.active)
+        watch = tee.engine.signals
+        listening = None if watch is None else watch.enter(tee.ex)
         try:
             iterator = self._iterator
             if iterator is None:
@@ -275,6 +281,8 @@ class _Response:
             raise
         finally:
             ACTIVE.reset(token)
+            if listening is not None:
+                watch.leave(listening)  # type: ignore[union-attr]
         try:
             tee.on_body(chunk)
         except Exception as exc:

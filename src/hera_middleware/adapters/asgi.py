@@ -129,10 +129,14 @@ class HeraEvents:
             await self.app(scope, receive, send)
             return
         token = ACTIVE.set((active | {engine.key}) if active else engine.active_alone)
+        watch = engine.signals
+        listening = None if watch is None else watch.enter(tee.ex)
         try:
             await tee.run(self.app, receive, send)
         finally:
             ACTIVE.reset(token)
+            if listening is not None:
+                watch.leave(listening)  # type: ignore[union-attr]
 
     async def _lifespan(self, scope: Scope, receive: Receive, send: Send) -> None:
         if self._error is not None:

@@ -92,6 +92,7 @@ class HeraEventsMiddleware:
         if tee is None:
             return self.get_response(request)
         token = ACTIVE.set(tee.active)
+        listening = tee.listen()
         try:
             response = self.get_response(request)
         except BaseException as exc:
@@ -99,6 +100,7 @@ class HeraEventsMiddleware:
             raise
         finally:
             ACTIVE.reset(token)
+            tee.unlisten(listening)
         return tee.respond(response)
 
     async def _acall(self, request: HttpRequest) -> Any:
@@ -106,6 +108,7 @@ class HeraEventsMiddleware:
         if tee is None:
             return await self.get_response(request)
         token = ACTIVE.set(tee.active)
+        listening = tee.listen()
         try:
             response = await self.get_response(request)
         except BaseException as exc:
@@ -113,6 +116,7 @@ class HeraEventsMiddleware:
             raise
         finally:
             ACTIVE.reset(token)
+            tee.unlisten(listening)
         return tee.respond(response)
 
 
@@ -203,6 +207,15 @@ class _Tee:
         self.done = False
         self.ex = request_exchange(request)
         self.response_room = engine.options.max_response_body
+
+    def listen(self) -> Any:
+        """Record the declared signals sent in this context into the exchange."""
+        watch = self.engine.signals
+        return None if watch is None else watch.enter(self.ex)
+
+    def unlisten(self, token: Any) -> None:
+        if token is not None:
+            self.engine.signals.leave(token)  # type: ignore[union-attr]
 
     def respond(self, response: Any) -> Any:
         """Record the response; return it as it is (teed when it streams)."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from ..adapters._signals import resolve_signals
 from ..errors import HeraConfigError
 from ..rules.loader import load_rules
 from ._common import print_problems, shown_path
@@ -18,6 +19,7 @@ def run(args: argparse.Namespace) -> int:
         name = spec if spec.startswith("preset:") else shown_path(spec)
         try:
             rules = load_rules(spec)
+            resolve_signals(rules.signals)  # as the server will at start
         except HeraConfigError as exc:
             failed += 1
             print_problems(exc)

@@ -83,6 +83,11 @@ def run(args: argparse.Namespace) -> int:
         print("\nevents declared")
         for event in rules.events.values():
             print(f"  {event.name}: {flow(list(event.fields))}")
+    if rules.signals:
+        print("\nsignals watched (facts signal.<name>, kept arguments signal.<name>.<arg>)")
+        for spec in rules.signals.values():
+            kept = f"  keep {flow(list(spec.keep))}" if spec.keep else ""
+            print(f"  {spec.name}: {spec.path}{kept}")
     if rules.allow:
         print('\nallow-lists (other values are written as "other")')
         for name, values in rules.allow.items():

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .._types import Message, Receive, Scope, Send
+from ..adapters._signals import offline
 from ..adapters.asgi import HeraEvents
 from ..exchange import Exchange
 from ..matching import Candidates
@@ -166,7 +167,8 @@ class Replayer:
                     recorded_names.add(name)
                     table.append(_Route(name, "GET", f"/-/hera-replay/unrecorded/{len(table)}"))
         self._server = _Server(table)
-        self.middleware = HeraEvents(self._server, rules=self.rules, output=_discard)
+        with offline():  # recordings hold no signals: signal facts are absent, none imported
+            self.middleware = HeraEvents(self._server, rules=self.rules, output=_discard)
         self._loop: asyncio.AbstractEventLoop | None = None
 
     async def replay(self, recorded: Recorded) -> Outcome:

@@ -21,6 +21,7 @@ from ..catalog import CATALOG, EventType, declare_event, event_name_problem, fie
 from ..errors import HeraConfigError, Problem, did_you_mean
 from ..exchange import ABSENT, UNKNOWN, Exchange
 from ..matching import compile_template
+from ._signals import SignalSpec, read_signals, signal_fact_problem
 from ._yaml import Node, caller_location, from_python, parse_yaml
 from .conditions import compile_condition
 from .facts import Fact, parse_fact
@@ -41,6 +42,7 @@ TOP_KEYS = (
     "disable",
     "events",
     "allow",
+    "signals",
 )
 RULE_KEYS = ("id", "event", "match", "route", "if", "fields", "stop")
 OPTION_DEFAULTS: dict[str, Any] = {
@@ -64,6 +66,7 @@ class _Layer:
     options: dict[str, tuple[Any, str]] = field(default_factory=dict)
     events: dict[str, tuple[tuple[str, ...], Node]] = field(default_factory=dict)
     allow: dict[str, frozenset[str]] = field(default_factory=dict)
+    signals: dict[str, SignalSpec] = field(default_factory=dict)
     sources: dict[str, None] = field(default_factory=dict)  # an ordered set of labels
     positions: dict[str, int] = field(default_factory=dict)  # rule id -> index, kept by merge
 
@@ -81,6 +84,7 @@ class _Layer:
         self.options.update(top.options)
         self.events.update(top.events)
         self.allow.update(top.allow)
+        self.signals.update(top.signals)
         self.sources.update(top.sources)
 
 
@@ -238,6 +242,8 @@ class _Loader:
             self.read_events(top["events"], own)
         if "allow" in top:
             self.read_allow(top["allow"], own)
+        if "signals" in top:
+            own.signals = read_signals(top["signals"], self.problems)
         if "rules" in top:
             self.read_rules(top["rules"], own)
         if "disable" in top:
@@ -397,6 +403,7 @@ class _Loader:
             repr(
                 [[r.id, r.source] for r in compiled]
                 + [sorted((k, repr(v)) for k, (v, _) in layer.options.items())]
+                + [sorted((s.name, s.path, s.keep) for s in layer.signals.values())]
             ).encode("utf-8", "surrogatepass")
         ).hexdigest()
         return Rules(
@@ -404,6 +411,7 @@ class _Loader:
             options=dict(layer.options),
             events={n: events[n] for n in layer.events},
             allow=dict(layer.allow),
+            signals=dict(layer.signals),
             sources=tuple(layer.sources),
             fingerprint=fingerprint,
         )
@@ -443,6 +451,7 @@ class _Loader:
                 self.field_source(source)
         if templates and not route:
             self.check_path_params(keys, templates)
+        self.check_signal_facts(keys, layer.signals)
         stop = False
         if "stop" in keys:
             if isinstance(keys["stop"].value, bool):
@@ -499,6 +508,23 @@ class _Loader:
                 self.problems.append(node.key_at(fact, "unknown-param", problem, hint))
             else:
                 self.error(node, "unknown-param", problem, hint)
+
+    def check_signal_facts(self, keys: dict[str, Node], signals: Mapping[str, SignalSpec]) -> None:
+        """A `signal.NAME[.ARG]` fact must name a declared signal and one of its kept arguments."""
+        found = _condition_facts(keys["if"]) if "if" in keys else []
+        found += _field_facts(keys["fields"]) if "fields" in keys else []
+        for node, fact in found:
+            if not fact.startswith("signal.") or not isinstance(parse_fact(fact), Fact):
+                continue
+            problem = signal_fact_problem(fact, signals)
+            if problem is None:
+                continue
+            if isinstance(node.value, str) and policy.field_source_problem(fact):
+                continue  # reported already, as a secret
+            if isinstance(node.value, dict):
+                self.problems.append(node.key_at(fact, *problem))
+            else:
+                self.error(node, *problem)
 
     def event(
         self, rule: Node, node: Node | None, events: Mapping[str, EventType]

@@ -8,6 +8,7 @@ from typing import Any
 
 from ..catalog import EventType
 from ..exchange import Exchange
+from ._signals import SignalSpec
 from ._yaml import caller_location
 
 __all__ = ["CompiledRule", "FieldGetter", "Rule", "Rules"]
@@ -84,7 +85,8 @@ class Rules:
     """A loaded, validated rule set with its options.
 
     Made by :func:`hera_middleware.load_rules`; pass it as ``rules=`` to the
-    middleware. ``options`` maps option names to ``(value, origin)``.
+    middleware. ``options`` maps option names to ``(value, origin)``; ``signals``
+    maps the names of the declared framework signals to their declarations.
     """
 
     rules: tuple[CompiledRule, ...]
@@ -93,6 +95,7 @@ class Rules:
     allow: Mapping[str, frozenset[str]]
     sources: tuple[str, ...]
     fingerprint: str
+    signals: Mapping[str, SignalSpec] = field(default_factory=dict)
 
     def __len__(self) -> int:
         return len(self.rules)
