@@ -131,6 +131,9 @@ class Remote:
                 self.rfile.read(length)
                 if urlsplit(self.path).path != "/oauth/token":
                     self._send(404, b"", "text/plain")
+                elif remote.token_status == 400:
+                    refusal = json.dumps({"error": "invalid_grant"}).encode()
+                    self._send(400, refusal, "application/json")
                 elif remote.token_status != 200:
                     self._send(remote.token_status, b"provider down", "text/plain")
                 else:
