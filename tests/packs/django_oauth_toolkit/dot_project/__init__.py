@@ -1,0 +1,1 @@
+"""A Django project serving django-oauth-toolkit, for the preset's live tests."""
