@@ -188,12 +188,12 @@ def security_app(verify_url: str, *, rules: Any = PACK, **config: Any) -> Flask:
     """Flask-Security-Too (SQLAlchemy, in-memory SQLite) with reCAPTCHA on login and register."""
     from _wtf_models import Role, User, db
     from flask_security import Security, SQLAlchemyUserDatastore, hash_password
-    from flask_security.forms import LoginForm, RegisterForm
+    from flask_security.forms import LoginForm, RegisterFormV2
 
     class CaptchaLoginForm(LoginForm):
         recaptcha = RecaptchaField()
 
-    class CaptchaRegisterForm(RegisterForm):
+    class CaptchaRegisterForm(RegisterFormV2):
         recaptcha = RecaptchaField()
 
     app = Flask("wtf_security_app")

@@ -11,6 +11,7 @@ compared exactly, and none must come where none should.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from typing import Any
 
@@ -124,6 +125,9 @@ def test_refused_captcha_fails_with_its_reason(
     assert verify.tokens == asked
 
 
+@pytest.mark.produces(
+    PACK_NAME, "captcha_succeeded", via="token sent, form re-rendered without a captcha error"
+)
 def test_wrong_password_with_a_valid_captcha_is_a_captcha_success(verify: FakeVerify) -> None:
     """Flask-WTF verified the token before the view refused the password: captcha_succeeded."""
     b = browser(verify)
@@ -253,11 +257,6 @@ def test_german_pages_keep_the_captcha_decisions(verify: FakeVerify) -> None:
     ]
 
 
-@pytest.mark.not_possible(
-    PACK_NAME,
-    "captcha_failed.reason",
-    why="timeout is told by the validator's message; a custom message hides it",
-)
 def test_custom_validator_message(verify: FakeVerify) -> None:
     """Recaptcha(message=...) replaced: `missing` and `invalid` survive, `timeout` does not.
 
@@ -373,3 +372,9 @@ def test_hcaptcha_and_turnstile_pages_are_not_counted(field: str | None) -> None
     assert b.get("/login").events == []
     data = {field: "some-token"} if field else {}
     assert b.request("POST", "/login", data=data).events == []
+
+
+@pytest.mark.skipif(not os.environ.get("HERA_PACK_VERSIONS"), reason="only under run_under")
+def test_the_flask_wtf_under_test() -> None:
+    """Under the version runner (test_wtf_versions.py) the pinned Flask-WTF is the one used."""
+    assert f"flask-wtf=={flask_wtf.__version__}" in os.environ["HERA_PACK_VERSIONS"].split()
