@@ -1,0 +1,64 @@
+"""preset:django-allauth against the recorded django-allauth traffic, through the ASGI adapter.
+
+Every exchange of ``real-servers/django-allauth.jsonl`` is replayed as tests/
+test_real_servers.py does (raw ASGI messages, the recorded answer); the pack must give
+its ``expected_events`` or one of ``also_accepted``, without leaking a secret. Nothing
+sends allauth's signals during a replay, so first_login is what HTTP alone tells.
+"""
+
+from __future__ import annotations
+
+import pytest
+from test_real_servers import RECORDS, Record, _replay_and_check
+
+import hera_middleware
+
+PACK = "django-allauth"
+ALLAUTH = [r for r in RECORDS if r.source == "django-allauth"]
+
+# A replayed first login: no user_signed_up is sent, and the signal fact is then known
+# absent (not unknown), so the pack says first_login false where the recording accepts
+# true or null. The live tests show true; this waits for replay to make signals unknown.
+FIRST_LOGIN_REPLAYED = pytest.mark.xfail(
+    strict=True, reason="replay gives signal facts as absent, so first_login is false, not null"
+)
+
+
+def _param(record: Record) -> object:
+    first = [e.get("first_login") for e in record.data["expected_events"]] == [True]
+    return pytest.param(record, id=record.id, marks=[FIRST_LOGIN_REPLAYED] if first else [])
+
+
+def test_the_recording_is_there() -> None:
+    """The recording holds the flows this pack is written for."""
+    flows = {r.data["flow"] for r in ALLAUTH}
+    assert {"mfa_totp_wrong_code", "social_connect_account", "headless_social_first_login"} <= flows
+    assert len(ALLAUTH) == 36
+
+
+@pytest.mark.not_possible(
+    PACK,
+    "social_login_completed.first_login",
+    why="from HTTP alone: first and returning logins redirect alike (needs user_signed_up)",
+)
+@pytest.mark.parametrize("record", [_param(r) for r in ALLAUTH])
+async def test_recorded_exchange(record: Record) -> None:
+    """The pack turns each recorded exchange into exactly its expected events."""
+    await _replay_and_check(record, record.data, "preset:django-allauth")
+
+
+@pytest.mark.parametrize(
+    "record",
+    [_param(r) for r in ALLAUTH if r.data["path"].startswith("/accounts/")],
+)
+async def test_prefixes_come_from_vars(record: Record) -> None:
+    """Under other prefixes set through `vars:` the same exchanges give the same events."""
+    rules = hera_middleware.load_rules(
+        text="extends: [preset:django-allauth]\nvars: {accounts: /auth, headless: /api/allauth}\n"
+    )
+    data = {**record.data, "path": "/auth" + record.data["path"].removeprefix("/accounts")}
+    location = data["response_headers"].get("location") or ""
+    if location.startswith("/accounts/"):
+        headers = {**data["response_headers"], "location": "/auth" + location[len("/accounts") :]}
+        data["response_headers"] = headers
+    await _replay_and_check(record, data, rules)
