@@ -138,12 +138,12 @@ def signal_fact_problem(
     name = parts[0]
     spec = signals.get(name)
     if spec is None:
+        # An undeclared name is never sent (unknown at run time); one close to a declared
+        # name is a typo.
         close = difflib.get_close_matches(name, list(signals), n=1)
-        hint = (
-            f"did you mean 'signal.{close[0]}'?"
-            if close
-            else f"declare it under `signals:` ({name}: module.signal)"
-        )
+        if not close:
+            return None
+        hint = f"did you mean 'signal.{close[0]}'?"
         return "unknown-signal-name", f"no signal {name!r} is declared", hint
     if len(parts) == 1:
         return None
