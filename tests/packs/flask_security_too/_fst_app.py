@@ -22,6 +22,7 @@ import secrets
 import threading
 import time
 import urllib.request
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -30,15 +31,18 @@ from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 import pyotp
-from flask import Flask
-from flask_security import (
+
+# passlib 1.7 (what FST before 5.5 pulls in) imports the crypt module at import time.
+warnings.filterwarnings("ignore", "'crypt' is deprecated", DeprecationWarning)
+from flask import Flask  # noqa: E402
+from flask_security import (  # noqa: E402
     FsOAuthProvider,
     Security,
     SQLAlchemyUserDatastore,
     hash_password,
 )
-from flask_security.models import fsqla_v3 as fsqla
-from flask_sqlalchemy import SQLAlchemy
+from flask_security.models import fsqla_v3 as fsqla  # noqa: E402
+from flask_sqlalchemy import SQLAlchemy  # noqa: E402
 
 PWNED_HOST = "api.pwnedpasswords.com"
 PASSWORD = "Harness-Pass-4821!"

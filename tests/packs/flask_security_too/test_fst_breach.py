@@ -11,12 +11,14 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
+import flask_security
 import pytest
 from _fst_app import BREACHED_PASSWORD, CLEAN_PASSWORD, PASSWORD, Remote, make_app, pwned_api
 from _fst_client import PACK, WIRINGS, WTFORMS_CHOICES, Browser, clean_environment, wire
 from flask import Flask
 
 pytestmark = pytest.mark.filterwarnings(WTFORMS_CHOICES)
+OLD = flask_security.__version__ < "5.5"
 
 FAILED = ("breach_check_failed", {"reason": "in_hibp"})
 PASSED = ("breach_check_passed", {})
@@ -91,6 +93,10 @@ def test_register_refused_for_other_reasons(browser: Browser, remote: Remote, ki
     short = browser.quiet("POST", "/register", **body(kind, registration("short1")))
     assert short.status_code == (200 if kind == "form" else 400)
     mismatch = registration(CLEAN_PASSWORD, confirm=CLEAN_PASSWORD + "x")
+    if kind == "json" and OLD:
+        # FST before 5.5 registers JSON clients without looking at password_confirm.
+        browser.expect("POST", "/register", PASSED, **body(kind, mismatch))
+        return
     assert browser.quiet("POST", "/register", **body(kind, mismatch)).status_code in (200, 400)
     taken = registration(CLEAN_PASSWORD, email="plain.user@example.test")
     assert browser.quiet("POST", "/register", **body(kind, taken)).status_code in (200, 400)
