@@ -352,33 +352,70 @@ def test_too_many_fields_drops_trailing_fields(make_emitter: Callable[..., Emitt
     assert len(line) + len(b',"field_0000":000') > 4096
 
 
-def test_one_os_write_per_line(
-    monkeypatch: pytest.MonkeyPatch, make_emitter: Callable[..., Emitter]
-) -> None:
-    """Each line is written by exactly one os.write call, never split or joined."""
-    r, w = os.pipe()
+def _recorded_writes(monkeypatch: pytest.MonkeyPatch, sink: FdSink) -> list[bytes]:
     calls: list[bytes] = []
     real_write = os.write
 
-    sink = FdSink(w, "test pipe")
-
     def recording_write(fd: int, data: bytes) -> int:
-        if fd == sink.out:  # the sink's own duplicate of w
+        if fd == sink.out:  # the sink's own duplicate of the descriptor
             calls.append(bytes(data))
         return real_write(fd, data)
 
     monkeypatch.setattr(os, "write", recording_write)
+    return calls
+
+
+def test_every_line_is_in_one_write_of_whole_lines(
+    monkeypatch: pytest.MonkeyPatch, make_emitter: Callable[..., Emitter]
+) -> None:
+    """A line is never split across writes; lines queued together share one write of
+    at most 4096 bytes, so a pipe still takes each write atomically."""
+    r, w = os.pipe()
+    sink = FdSink(w, "test pipe")
+    calls = _recorded_writes(monkeypatch, sink)
+    reader: list[bytes] = []
+    drain = read_all(r, reader)
     try:
         emitter = make_emitter(sink)
-        for i in range(50):
+        # Queued faster than one write per line: the writer joins them.
+        for i in range(2000):
             send_event("thing_done", {"i": i, "pad": "p" * 40}, domain="ciam", emitter=emitter)
         assert emitter.flush()
-        assert len(calls) == 50
-        assert [orjson.loads(c)["i"] for c in calls] == list(range(50))
-        assert all(c.endswith(b"\n") and c.count(b"\n") == 1 for c in calls)
     finally:
         os.close(w)
-        os.close(r)
+    drain.join(10)
+    os.close(r)
+    assert all(0 < len(c) <= 4096 and c.endswith(b"\n") for c in calls)
+    lines = [line for c in calls for line in c.split(b"\n")[:-1]]
+    assert [orjson.loads(line)["i"] for line in lines] == list(range(2000))
+    assert b"".join(reader) == b"".join(calls)
+    assert len(calls) < 2000  # joined: the backlog did not cost a write per line
+
+
+def test_a_4096_byte_line_is_written_alone(
+    monkeypatch: pytest.MonkeyPatch, make_emitter: Callable[..., Emitter]
+) -> None:
+    """Joining never makes a write longer than 4096 bytes: a full-size line goes alone."""
+    r, w = os.pipe()
+    sink = FdSink(w, "test pipe")
+    calls = _recorded_writes(monkeypatch, sink)
+    reader: list[bytes] = []
+    drain = read_all(r, reader)
+    small = b'{"type":"audit","event":"a_b","domain":"ciam"}\n'
+    full = b'{"type":"audit","event":"a_b","pad":"' + b"x" * (4096 - 40) + b'"}\n'
+    assert len(full) == 4096
+    try:
+        emitter = make_emitter(sink)
+        emitter._idle = False  # lines queue up before the writer starts: one backlog
+        emitter._dq.extend([small, full, small, small])
+        emitter.put(small)
+        assert emitter.flush()
+    finally:
+        os.close(w)
+    drain.join(10)
+    os.close(r)
+    assert calls == [small, full, small * 3]
+    assert b"".join(reader) == small + full + small * 3
 
 
 def read_all(fd: int, into: list[bytes]) -> threading.Thread:

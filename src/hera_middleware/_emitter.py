@@ -2,7 +2,8 @@
 
 The request path only appends a complete line to a deque. A daemon writer thread,
 started on first use and again after ``fork`` (so gunicorn ``--preload`` works), writes
-each line with one ``os.write`` or hands it to the configured sink. Lost lines are
+each line with one ``os.write`` (lines queued together share one, up to 4096 bytes of
+whole lines, which a pipe takes atomically) or hands it to the configured sink. Lost lines are
 counted and reported in the stream by an ``events_dropped`` line once output recovers.
 """
 
@@ -27,12 +28,22 @@ from ._diagnostics import count, internal_error, summary, warn, write_stderr
 from .catalog import EVENTS_DROPPED
 from .sinks import FdSink, FileSink, LineLost, Output, open_sink
 
-__all__ = ["DEFAULT_MAXSIZE", "EXIT_TIMEOUT", "FULL_WAIT", "Emitter", "flush_all", "format_ts"]
+__all__ = [
+    "DEFAULT_MAXSIZE",
+    "EXIT_TIMEOUT",
+    "FULL_WAIT",
+    "MAX_BATCH",
+    "Emitter",
+    "flush_all",
+    "format_ts",
+]
 
 #: Lines a queue holds before ``on_full`` applies.
 DEFAULT_MAXSIZE = 10_000
 #: How long a put on a full queue waits for room before dropping (once per stall).
 FULL_WAIT = 0.05
+#: Most bytes one ``os.write`` carries: whole lines only, so pipes keep it atomic.
+MAX_BATCH = 4096
 #: How long the interpreter-exit flush may take, all outputs together.
 EXIT_TIMEOUT = 5.0
 
@@ -204,13 +215,13 @@ class Emitter:
             return
         self._drop(line, overflow=True)
 
-    def _drop(self, line: bytes, *, overflow: bool) -> None:
+    def _drop(self, line: bytes, *, overflow: bool, lines: int = 1) -> None:
         with self._lock:
-            self._pending_dropped += 1
+            self._pending_dropped += lines
             self._last_lost = line
             self._overflowed = self._overflowed or overflow
             self._attention = True
-        count("events_dropped")
+        count("events_dropped", lines)
 
     def idle(self) -> bool:
         """True when nothing is queued and nobody waits for room (a hint, not a promise)."""
@@ -276,17 +287,34 @@ class Emitter:
                         item.set()  # a flush marker: every line before it is done
                         continue
                     item = bytes(item)  # type: ignore[call-overload]  # bytearray, memoryview
+                lines = 1
+                last = item
                 try:
                     if fd >= 0:
+                        # Whole lines queued behind this one share its write while the
+                        # total stays within MAX_BATCH: still atomic, a line never split.
+                        if dq and type(dq[0]) is bytes and len(item) + len(dq[0]) <= MAX_BATCH:
+                            batch = [item]
+                            size = len(item)
+                            while dq:
+                                head = dq[0]
+                                if type(head) is not bytes or size + len(head) > MAX_BATCH:
+                                    break
+                                batch.append(popleft())
+                                size += len(head)
+                            item = b"".join(batch)
+                            lines = len(batch)
+                            last = batch[-1]
                         n = os.write(fd, item)
                         if n != len(item):
                             fd_sink.write_rest(item, n)  # type: ignore[union-attr]
+                        written += lines - 1
                     else:
                         write(item)
                         if fd_sink is not None:
                             fd = fd_sink.out
                 except BaseException as exc:  # a user sink may raise anything
-                    self._failed(exc, item)
+                    self._failed(exc, last, lines)
                     continue
                 written += 1
                 if self._attention or written >= 4096:  # keep stats() current under load
@@ -338,11 +366,11 @@ class Emitter:
                 f"{self.maxsize} lines was full (on_full 'block' never drops)",
             )
 
-    def _failed(self, exc: BaseException, line: bytes | None) -> None:
+    def _failed(self, exc: BaseException, line: bytes | None, lines: int = 1) -> None:
         self._healthy = False
         self._attention = True
         if line is not None:
-            self._drop(line, overflow=False)
+            self._drop(line, overflow=False, lines=lines)
         if isinstance(exc, LineLost):  # the sink's own words, free of event data
             warn(f"output:{self.name}", str(exc))
             return
