@@ -182,7 +182,8 @@ def test_secrets_are_never_printed(capsys: pytest.CaptureFixture[str]) -> None:
             ["replay", "preset:nope", "--har", HAR],
             1,
             "preset:nope:1:1: unknown-preset: there is no preset 'nope'"
-            " (hint: presets are authlib)\n",
+            " (hint: presets are authlib, django-allauth, django-oauth-toolkit, flask-security-too,"
+            " flask-wtf-recaptcha)\n",
             id="bad-rules",
         ),
         pytest.param(

@@ -18,7 +18,13 @@ from django.http import HttpRequest, HttpResponse
 from django.test import override_settings
 from django.urls import re_path
 from test_every_framework import _environ, _run_wsgi, _stripped, _through_asgi
-from test_real_servers import RECORDS, Record, Replay, _request_body
+from test_real_servers import (
+    RECORDS,
+    Record,
+    Replay,
+    _request_body,
+    recorded_traffic,  # noqa: F401  (autouse: signal facts unknown, as in replay)
+)
 
 from hera_middleware import load_rules
 from hera_middleware.testing import capture_events

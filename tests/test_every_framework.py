@@ -9,7 +9,15 @@ from typing import Any
 
 import pytest
 from flask import Flask, Response, request
-from test_real_servers import RECORDS, Client, Record, Replay, _request_body, _scope
+from test_real_servers import (
+    RECORDS,
+    Client,
+    Record,
+    Replay,
+    _request_body,
+    _scope,
+    recorded_traffic,  # noqa: F401  (autouse: signal facts unknown, as in replay)
+)
 
 from hera_middleware import HeraEvents, HeraEventsWSGI, load_rules
 from hera_middleware.flask import HeraEvents as FlaskHeraEvents

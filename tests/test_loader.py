@@ -256,7 +256,8 @@ def test_all_errors_of_a_file_are_reported_together_in_file_order() -> None:
         pytest.param(
             "extends: [preset:nosuchpack]\n",
             "hera.yaml:1:11: unknown-preset: there is no preset 'nosuchpack'"
-            " (hint: presets are authlib)",
+            " (hint: presets are authlib, django-allauth, django-oauth-toolkit, flask-security-too,"
+            " flask-wtf-recaptcha)",
             id="unknown-preset",
         ),
     ],

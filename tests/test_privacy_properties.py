@@ -215,6 +215,8 @@ class Exchange:
         self.response_json: dict[str, Any] = {}
         self.body_texts: list[str] = []
         self.content_type: str | None = None
+        #: Request keys a condition wants absent: the secrets below leave them out.
+        self.absent: set[str] = set()
 
     def value_for(self, fact: str, spec: Any, extracted_facts: set[str]) -> Any:
         """A value of ``fact`` meeting ``spec`` (None: leave the fact absent)."""
@@ -299,6 +301,8 @@ def _walk(cond: Any, ex: Exchange, extracted: set[str], choice: int) -> None:
             value = ex.value_for(fact, spec, extracted)
             if value is not None:
                 ex.set(fact, value)
+            elif spec == "absent" and fact.startswith(("params.", "query.", "form.", "json.")):
+                ex.absent.add(fact.split(".", 1)[1])
 
 
 def _field_facts(fields: Any) -> dict[str, set[str]]:
@@ -319,7 +323,8 @@ def build(
     ex = Exchange(sec, extracted, use_json)
     template = rule.templates[choice % len(rule.templates)]
     method, _, path = template.partition(" ")
-    ex.method = method if method not in {"*", ""} else "POST"
+    # "GET|POST /x" templates: the first method.
+    ex.method = method.split("|")[0] if method not in {"*", ""} else "POST"
     # Path parameters: extracted ones get the extracted value, the rest a secret.
     raw = path
     for name in re.findall(r"[{<]([A-Za-z_][A-Za-z0-9_]*)(?::[a-z]+)?[}>]", path):
@@ -351,8 +356,9 @@ def build(
         "device_code",
         "login_hint",
     ):
-        ex.query.setdefault(key, sec[key])
-        ex.form.setdefault(key, sec[key])
+        if key not in ex.absent:
+            ex.query.setdefault(key, sec[key])
+            ex.form.setdefault(key, sec[key])
     ex.query.setdefault("email", sec["email"])
     ex.form.setdefault("g-recaptcha-response", sec["captcha"])
     ex.form.setdefault("csrfmiddlewaretoken", sec["csrf"])

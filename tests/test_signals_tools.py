@@ -1,4 +1,4 @@
-"""Signal facts in the tools: replay sees them absent, check refuses what cannot start,
+"""Signal facts in the tools: replay sees them unknown, check refuses what cannot start,
 and the guide's event lines are what the guide's rule file gives under Django."""
 
 from __future__ import annotations
@@ -31,21 +31,21 @@ CALLBACK = {
     "response_headers": {"location": "/welcome/"},
     "response_body": "",
     "expected_events": [
-        {"event": "social_login_completed", "provider": "fakeoidc", "first_login": False}
+        {"event": "social_login_completed", "provider": "fakeoidc", "first_login": None}
     ],
 }
 
 
-def test_replay_sees_signal_facts_absent(
+def test_replay_sees_signal_facts_unknown(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """A recording holds no signals: signal.user_signed_up is absent, first_login false."""
+    """A recording cannot say whether a signal was sent: first_login is null, not false."""
     recording = tmp_path / "callback.jsonl"
     recording.write_text(json.dumps(CALLBACK) + "\n", encoding="utf-8")
     monkeypatch.chdir(EXAMPLES)
     assert main(["replay", "signals.yaml", "--exchanges", str(recording), "--expect"]) == 0
     out = capsys.readouterr().out
-    assert '  event social_login_completed {"provider":"fakeoidc","first_login":false}' in out
+    assert '  event social_login_completed {"provider":"fakeoidc","first_login":null}' in out
 
 
 def test_check_refuses_a_signal_that_cannot_be_imported(

@@ -25,6 +25,8 @@ from pathlib import Path
 import pytest
 from packaging.requirements import Requirement
 
+from hera_middleware import load_rules
+
 ROOT = Path(__file__).resolve().parents[1]
 PACKS = sorted(p.parent.name for p in (ROOT / "adapters").glob("*/rules.yaml"))
 
@@ -36,7 +38,15 @@ from hera_middleware.rules.presets import available_presets, preset_path
 
 rules = load_rules("preset:authlib")
 extended = load_rules(text="extends: [preset:authlib]\\nvars: {oauth: /auth/v2}\\n")
+packs = {
+    name: {
+        "file": str(preset_path(name)),
+        "rules": [r.id for r in load_rules("preset:" + name).rules],
+    }
+    for name in available_presets()
+}
 print(json.dumps({
+    "packs": packs,
     "module": hera_middleware.__file__,
     "presets": available_presets(),
     "authlib_file": str(preset_path("authlib")),
@@ -115,7 +125,8 @@ def test_wheel_ships_every_rule_pack(wheel: Path) -> None:
 
 def test_preset_loads_from_the_installed_wheel(wheel: Path, tmp_path: Path) -> None:
     """In a clean virtualenv with only the wheel and its dependencies, the package is
-    the installed one and ``load_rules("preset:authlib")`` works, alone and extended."""
+    the installed one, ``load_rules("preset:authlib")`` works, alone and extended, and
+    every pack loads as ``preset:<name>`` with the rules of the checkout."""
     env_dir = tmp_path / "venv"
     venv.EnvBuilder(with_pip=True, clear=True).create(env_dir)
     python = env_dir / ("Scripts/python.exe" if os.name == "nt" else "bin/python")
@@ -144,3 +155,10 @@ def test_preset_loads_from_the_installed_wheel(wheel: Path, tmp_path: Path) -> N
     assert sorted(found["presets"]) == PACKS
     assert found["authlib_rules"][0] == "authlib-pkce-authorize"
     assert found["extended_rules"] == found["authlib_rules"]
+    # Every pack loads as preset:<name> from the installed copy, with the checkout's rules.
+    for pack in PACKS:
+        installed = found["packs"][pack]
+        assert Path(installed["file"]) == site / "hera_middleware" / "presets" / pack / "rules.yaml"
+        here = load_rules(f"preset:{pack}")
+        assert installed["rules"] == [rule.id for rule in here.rules], pack
+        assert installed["rules"], pack

@@ -6,8 +6,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from . import _capture
+from .adapters._signals import offline
 
-__all__ = ["capture_events"]
+__all__ = ["capture_events", "signals_unknown"]
 
 
 @contextmanager
@@ -32,3 +33,21 @@ def capture_events() -> Iterator[list[dict[str, object]]]:
         yield events
     finally:
         _capture.remove(events)
+
+
+@contextmanager
+def signals_unknown() -> Iterator[None]:
+    """Middleware built while the block runs watches no signal: every signal fact is unknown.
+
+    For replaying recorded traffic through the real adapters, as ``hera-middleware
+    replay`` does: a recording cannot say whether the server sent a signal, so a
+    condition on one does not hold and a field taken from one is ``null`` (not the
+    ``false`` an unsent signal gives on a live server). Nothing is imported.
+
+    Example::
+
+        with signals_unknown():
+            app = HeraEvents(replaying_app, rules="preset:django-allauth")
+    """
+    with offline():
+        yield

@@ -22,7 +22,7 @@ from ..record import Recorder, RecordingRuleSet
 from ..rules.loader import load_rules
 from ..rules.model import CompiledRule, Rules
 from ._routes import RouteTable
-from ._signals import SignalWatch, seal
+from ._signals import SignalWatch, is_offline, seal
 
 __all__ = ["ACTIVE", "Engine", "app_relative_path"]
 
@@ -87,9 +87,12 @@ class Engine:
         self.active_alone = frozenset({self.key})
         #: For wrapped apps that leave no route in the scope (Django): path -> route facts.
         self.route_resolver: Callable[[str], tuple[str, dict[str, Any]] | None] | None = None
-        #: The declared framework signals, connected (None when the rules declare none).
+        #: The declared framework signals, connected (None when the rules declare none,
+        #: and in replay, where signal facts are then unknown).
         self.signals: SignalWatch | None = (
-            SignalWatch(self, self.rules.signals) if self.rules.signals else None
+            SignalWatch(self, self.rules.signals)
+            if self.rules.signals and not is_offline()
+            else None
         )
 
     def index_routes(self, routes: tuple[RouteTable, dict[int, str]] | None) -> None:

@@ -28,9 +28,10 @@ from ..errors import HeraConfigError, Problem, did_you_mean
 from ..exchange import UNKNOWN, Exchange
 from ..rules._signals import SignalSpec
 
-__all__ = ["SignalLog", "SignalWatch", "offline", "resolve_signals", "seal"]
+__all__ = ["SignalLog", "SignalWatch", "is_offline", "offline", "resolve_signals", "seal"]
 
-# Replay runs recorded traffic: no signal is ever sent there, so none is resolved either.
+# Replay runs recorded traffic: a recording cannot say whether a signal was sent, so
+# none is resolved and every signal fact is unknown.
 _OFFLINE: contextvars.ContextVar[bool] = contextvars.ContextVar(
     "hera_middleware_signals_offline", default=False
 )
@@ -39,12 +40,17 @@ _KINDS = "a blinker signal (Flask) or a django.dispatch.Signal"
 
 @contextmanager
 def offline() -> Iterator[None]:
-    """Middleware built inside resolves and connects no signal; signal facts are absent."""
+    """Middleware built inside resolves and connects no signal; signal facts are unknown."""
     token = _OFFLINE.set(True)
     try:
         yield
     finally:
         _OFFLINE.reset(token)
+
+
+def is_offline() -> bool:
+    """True inside :func:`offline`."""
+    return _OFFLINE.get()
 
 
 class SignalLog(dict):  # type: ignore[type-arg]

@@ -2,31 +2,30 @@
 
 Every exchange of ``real-servers/django-allauth.jsonl`` is replayed as tests/
 test_real_servers.py does (raw ASGI messages, the recorded answer); the pack must give
-its ``expected_events`` or one of ``also_accepted``, without leaking a secret. Nothing
-sends allauth's signals during a replay, so first_login is what HTTP alone tells.
+its ``expected_events`` or one of ``also_accepted``, without leaking a secret. A
+recording cannot say whether allauth sent its signals: signal facts are unknown there,
+so the callbacks the pack decides by a signal give no event (test_real_servers'
+SIGNAL_DECIDED); the live tests show their real events.
 """
 
 from __future__ import annotations
 
 import pytest
-from test_real_servers import RECORDS, Record, _replay_and_check
+from test_real_servers import (
+    RECORDS,
+    Record,
+    _replay_and_check,
+    recorded_traffic,  # noqa: F401  (autouse: signal facts unknown, as in replay)
+)
 
 import hera_middleware
 
 PACK = "django-allauth"
 ALLAUTH = [r for r in RECORDS if r.source == "django-allauth"]
 
-# A replayed first login: no user_signed_up is sent, and the signal fact is then known
-# absent (not unknown), so the pack says first_login false where the recording accepts
-# true or null. The live tests show true; this waits for replay to make signals unknown.
-FIRST_LOGIN_REPLAYED = pytest.mark.xfail(
-    strict=True, reason="replay gives signal facts as absent, so first_login is false, not null"
-)
-
 
 def _param(record: Record) -> object:
-    first = [e.get("first_login") for e in record.data["expected_events"]] == [True]
-    return pytest.param(record, id=record.id, marks=[FIRST_LOGIN_REPLAYED] if first else [])
+    return pytest.param(record, id=record.id)
 
 
 def test_the_recording_is_there() -> None:
