@@ -2,7 +2,8 @@
 """Set up a virtualenv and run a task: ``python3 tasks.py demo`` or ``python3 tasks.py test``.
 
 ``python3 tasks.py demo`` runs the FastAPI example, ``python3 tasks.py demo flask`` the
-Flask one on Authlib.
+Flask one on Authlib. ``python3 tasks.py coverage`` rewrites docs/coverage.md from the
+rule packs' tests.
 
 Only the Python standard library is needed to start; everything else is installed
 into ``.venv`` beside this file.
@@ -62,11 +63,20 @@ def test() -> None:
     run(PY, "-m", "pytest", "-p", "no:cacheprovider", *sys.argv[2:])
 
 
-TASKS = {"demo": demo, "test": test}
+def coverage() -> None:
+    """Rewrite docs/coverage.md from the pack tests' markers (collected, not run)."""
+    setup("test")
+    run(PY, ROOT / "tests" / "packs" / "_coverage_matrix.py")
+
+
+TASKS = {"demo": demo, "test": test, "coverage": coverage}
 
 if __name__ == "__main__":
     if len(sys.argv) < 2 or sys.argv[1] not in TASKS:
-        usage = f"python3 tasks.py demo [{'|'.join(DEMOS)}] | python3 tasks.py test [pytest args]"
+        usage = (
+            f"python3 tasks.py demo [{'|'.join(DEMOS)}] | python3 tasks.py test [pytest args]"
+            " | python3 tasks.py coverage"
+        )
         print(f"usage: {usage}", file=sys.stderr)
         sys.exit(2)
     try:
