@@ -10,7 +10,11 @@ Events go where ``HERA_OUTPUT`` says.
 from __future__ import annotations
 
 import os
+from importlib.metadata import version
 from typing import Any
+
+#: allauth's (major, minor): the pack's tests also run under the oldest it supports.
+ALLAUTH = tuple(int(part) for part in version("django-allauth").split(".")[:2])
 
 SECRET_KEY = "allauth-pack-tests-only"
 DEBUG = False
@@ -69,8 +73,13 @@ AUTHENTICATION_BACKENDS = [
 ]
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # fast, tests only
 LOGIN_REDIRECT_URL = "/profile/"
-ACCOUNT_LOGIN_METHODS = {"email"}
-ACCOUNT_SIGNUP_FIELDS = ["email*", "password1*", "password2*"]
+if ALLAUTH >= (65, 5):
+    ACCOUNT_LOGIN_METHODS = {"email"}
+    ACCOUNT_SIGNUP_FIELDS = ["email*", "password1*", "password2*"]
+else:  # the same, as spelt before 65.4 (login methods) and 65.5 (signup fields)
+    ACCOUNT_AUTHENTICATION_METHOD = "email"
+    ACCOUNT_EMAIL_REQUIRED = True
+    ACCOUNT_USERNAME_REQUIRED = False
 ACCOUNT_EMAIL_VERIFICATION = "none"
 ACCOUNT_RATE_LIMITS = False
 MFA_SUPPORTED_TYPES = ["totp", "recovery_codes"]

@@ -10,5 +10,6 @@ urlpatterns = [
     path("accounts/", include("allauth.urls")),
     path("_allauth/", include("allauth.headless.urls")),
     path("profile/", views.profile, name="profile"),
+    path("_versions/", views.versions, name="versions"),
     path("_marker/<slug:step>/", views.marker, name="marker"),
 ]
