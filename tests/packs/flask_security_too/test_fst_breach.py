@@ -8,13 +8,12 @@ confirmation mismatch, wrong current password) and the API's outage are shown ex
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import flask_security
 import pytest
-from _fst_app import BREACHED_PASSWORD, CLEAN_PASSWORD, PASSWORD, Remote, make_app, pwned_api
-from _fst_client import PACK, WIRINGS, WTFORMS_CHOICES, Browser, clean_environment, wire
+from _fst_app import BREACHED_PASSWORD, CLEAN_PASSWORD, PASSWORD, Remote, make_app
+from _fst_client import PACK, WTFORMS_CHOICES, Browser, wire
 from flask import Flask
 
 pytestmark = pytest.mark.filterwarnings(WTFORMS_CHOICES)
@@ -22,27 +21,6 @@ OLD = flask_security.__version__ < "5.5"
 
 FAILED = ("breach_check_failed", {"reason": "in_hibp"})
 PASSED = ("breach_check_passed", {})
-
-
-@pytest.fixture(scope="module")
-def remote() -> Iterator[Remote]:
-    server = Remote().start()
-    with pwned_api(server):
-        yield server
-    server.stop()
-
-
-@pytest.fixture(autouse=True)
-def _environment(monkeypatch: pytest.MonkeyPatch, remote: Remote) -> Iterator[None]:
-    clean_environment(monkeypatch)
-    remote.reset()
-    yield
-    remote.reset()
-
-
-@pytest.fixture(params=WIRINGS)
-def wiring(request: pytest.FixtureRequest) -> str:
-    return str(request.param)
 
 
 @pytest.fixture

@@ -10,37 +10,19 @@ user are shown with their exact (usually no) events.
 from __future__ import annotations
 
 import socket
-from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import httpx
 import pytest
 from _fst_app import PASSWORD, Remote, make_app, totp_code
-from _fst_client import PACK, WIRINGS, WTFORMS_CHOICES, Browser, clean_environment, wire
+from _fst_client import PACK, WIRINGS, WTFORMS_CHOICES, Browser, wire
 from flask import Flask
 
 pytestmark = pytest.mark.filterwarnings(WTFORMS_CHOICES)
 
 STARTED = ("social_login_initiated", {"provider": "fakehub"})
 DONE = ("social_login_completed", {"provider": "fakehub", "first_login": None})
-
-
-@pytest.fixture(scope="module")
-def remote() -> Iterator[Remote]:
-    server = Remote().start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture(autouse=True)
-def _environment(monkeypatch: pytest.MonkeyPatch, remote: Remote) -> Iterator[None]:
-    clean_environment(monkeypatch)
-    remote.reset()
-    identity = remote.identity
-    yield
-    remote.reset()
-    remote.identity = identity
 
 
 @pytest.fixture(params=WIRINGS)

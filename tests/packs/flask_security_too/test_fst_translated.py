@@ -9,7 +9,6 @@ password under ``"strict"`` — is shown misread, and fixed by a user rule for t
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import flask_security
@@ -20,11 +19,10 @@ from _fst_app import (
     PASSWORD,
     Remote,
     make_app,
-    pwned_api,
     totp_code,
     wrong_code,
 )
-from _fst_client import PACK, PRESET, WIRINGS, WTFORMS_CHOICES, Browser, clean_environment, wire
+from _fst_client import PACK, PRESET, WIRINGS, WTFORMS_CHOICES, Browser, wire
 from flask import Flask, request
 
 import hera_middleware
@@ -46,22 +44,6 @@ LANGUAGES = {
 TOTP = {"method": "totp"}
 
 
-@pytest.fixture(scope="module")
-def remote() -> Iterator[Remote]:
-    server = Remote().start()
-    with pwned_api(server):
-        yield server
-    server.stop()
-
-
-@pytest.fixture(autouse=True)
-def _environment(monkeypatch: pytest.MonkeyPatch, remote: Remote) -> Iterator[None]:
-    clean_environment(monkeypatch)
-    remote.reset()
-    yield
-    remote.reset()
-
-
 def translated(
     tmp_path: Path, remote: Remote, wiring: str, rules: object = PRESET, **config: object
 ) -> Flask:
@@ -74,11 +56,6 @@ def translated(
 
 @pytest.fixture(params=list(LANGUAGES))
 def language(request: pytest.FixtureRequest) -> str:
-    return str(request.param)
-
-
-@pytest.fixture(params=WIRINGS)
-def wiring(request: pytest.FixtureRequest) -> str:
     return str(request.param)
 
 

@@ -3,8 +3,9 @@
 FST changed its answers within 5.x: 5.5 moved two-factor setup validation from
 ``/tf-validate`` to ``/tf-setup`` and renamed the form containers (``id="code"`` became
 ``id="code-ctr"``); JSON registration checks ``password_confirm`` only from 5.5 on; the
-catalogs were reworded. The rules avoid all of these; this runs the two-factor, breach
-and translated tests with FST 5.4.3 first on ``sys.path``.
+catalogs were reworded. The rules avoid all of these; this runs the two-factor, breach,
+translated, signal and gunicorn tests with FST 5.4.3 first on ``sys.path`` (the gunicorn
+worker inherits it).
 """
 
 from __future__ import annotations
@@ -23,8 +24,14 @@ OLDEST = ["flask-security-too[fsqla,mfa]==5.4.3"]
 
 @pytest.mark.skipif(INNER, reason="this is the run under the other version")
 def test_under_the_oldest_supported_version() -> None:
-    """Two-factor, breach and translated tests pass with Flask-Security-Too 5.4.3."""
-    files = ["test_fst_mfa.py", "test_fst_breach.py", "test_fst_translated.py"]
+    """Two-factor, breach, translated, signal and gunicorn tests pass with FST 5.4.3."""
+    files = [
+        "test_fst_mfa.py",
+        "test_fst_breach.py",
+        "test_fst_translated.py",
+        "test_fst_signals.py",
+        "test_fst_served.py",
+    ]
     output = run_under(OLDEST, *(HERE / name for name in files), timeout=300)
     assert " failed" not in output
     assert "skipped" not in output.replace("1 skipped", "")  # only this test skips there
