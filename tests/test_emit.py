@@ -406,9 +406,9 @@ def test_a_4096_byte_line_is_written_alone(
     assert len(full) == 4096
     try:
         emitter = make_emitter(sink)
-        emitter._idle = False  # lines queue up before the writer starts: one backlog
-        emitter._dq.extend([small, full, small, small])
-        emitter.put(small)
+        # Lines queued before the writer thread starts: one backlog, seen whole.
+        emitter._dq.extend([small, full, small, small, small])
+        emitter._start()
         assert emitter.flush()
     finally:
         os.close(w)

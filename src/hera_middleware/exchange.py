@@ -71,13 +71,27 @@ def _parse_pairs(data: bytes | bytearray, *, drop_last: bool) -> Multi:
         if "%" in key or "+" in key:
             key = _unquote_plus(key)
         if "%" in value or "+" in value:
-            value = _unquote_plus(value)
+            value = Encoded(value)  # decoded by decoded() when a rule reads it
         found = out.get(key)
         if found is None:
             out[key] = [value]
         else:
             found.append(value)
     return out
+
+
+class Encoded(str):
+    """A form or query value still percent-encoded: most values no rule ever reads."""
+
+    __slots__ = ()
+
+
+def decoded(values: list[str]) -> str:
+    """The first of ``values``, percent-decoded (once: the list keeps the result)."""
+    value = values[0]
+    if type(value) is Encoded:
+        value = values[0] = _unquote_plus(value)
+    return value
 
 
 _HEXDIGITS = "0123456789ABCDEFabcdef"
@@ -210,8 +224,8 @@ class Exchange:
         self.template_params: dict[str, str] = {}
         self.signals: dict[str, dict[str, Any]] | None = None
         self._cache: dict[str, Any] = {}
-        self._headers: dict[str, str] | None = None
-        self._rheaders: dict[str, str] | None = None
+        self._headers: dict[bytes, bytes] | None = None
+        self._rheaders: dict[bytes, bytes] | None = None
         self._has_body: bool | None = None
 
     # -- request -------------------------------------------------------------
@@ -221,7 +235,8 @@ class Exchange:
         table = self._headers
         if table is None:
             table = self._headers = _header_table(self.headers)
-        return table.get(name, ABSENT)
+        value = table.get(name.encode("latin-1", "replace"))
+        return ABSENT if value is None else value.decode("latin-1")
 
     def query(self) -> Multi:
         q = self._cache.get("query")
@@ -324,7 +339,8 @@ class Exchange:
         table = self._rheaders
         if table is None:
             table = self._rheaders = _header_table(self.response_headers)
-        return table.get(name, ABSENT)
+        value = table.get(name.encode("latin-1", "replace"))
+        return ABSENT if value is None else value.decode("latin-1")
 
     def _response_readable(self) -> bool:
         if self.raised:
@@ -404,23 +420,27 @@ def _load_json(body: bytearray, state: int) -> Any:
         return UNKNOWN
 
 
-def _header_table(headers: list[tuple[bytes, bytes]]) -> dict[str, str]:
-    table: dict[str, str] = {}
-    repeated: dict[str, list[str]] | None = None
+def _header_table(headers: list[tuple[bytes, bytes]]) -> dict[bytes, bytes]:
+    """Lower-case name -> value, a header sent several times joined with ', '."""
+    table = dict(headers)
+    if len(table) == len(headers) and b"".join(table).islower():
+        return table  # the common case (ASGI servers send lower-case names), built in C
+    table = {}
+    repeated: dict[bytes, list[bytes]] | None = None
     for key, value in headers:
-        name = key.decode("latin-1").lower()
+        name = key.lower()
         if name not in table:
-            table[name] = value.decode("latin-1")
+            table[name] = value
             continue
         # Joined once at the end: a header sent many times costs linear time.
         if repeated is None:
             repeated = {}
         values = repeated.get(name)
         if values is None:
-            repeated[name] = [table[name], value.decode("latin-1")]
+            repeated[name] = [table[name], value]
         else:
-            values.append(value.decode("latin-1"))
+            values.append(value)
     if repeated is not None:
         for name, values in repeated.items():
-            table[name] = ", ".join(values)
+            table[name] = b", ".join(values)
     return table

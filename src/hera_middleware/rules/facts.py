@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..errors import did_you_mean
-from ..exchange import ABSENT, UNKNOWN, Exchange, _Truncated
+from ..exchange import ABSENT, UNKNOWN, Exchange, _Truncated, decoded
 
 __all__ = ["FACT_FAMILIES", "Fact", "parse_fact"]
 
@@ -39,7 +39,7 @@ def _first(values: dict[str, list[str]], key: str) -> Any:
     found = values.get(key)
     if not found:
         return ABSENT
-    return found[0] if len(found) == 1 else UNKNOWN
+    return decoded(found) if len(found) == 1 else UNKNOWN
 
 
 def _walk(value: Any, key: tuple[str, ...]) -> Any:
@@ -67,7 +67,7 @@ def _form_value(ex: Exchange, key: str) -> Any:
     assert isinstance(form, dict)
     found = form.get(key)
     if found:
-        return found[0] if len(found) == 1 else UNKNOWN
+        return decoded(found) if len(found) == 1 else UNKNOWN
     return UNKNOWN if isinstance(form, _Truncated) else ABSENT
 
 
@@ -144,7 +144,7 @@ def _form_getter(k: str) -> Getter:
             return form
         found = form.get(k)  # type: ignore[union-attr]
         if found:
-            return found[0] if len(found) == 1 else UNKNOWN
+            return decoded(found) if len(found) == 1 else UNKNOWN
         return UNKNOWN if isinstance(form, _Truncated) else ABSENT
 
     return form_value
