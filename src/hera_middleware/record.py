@@ -20,8 +20,11 @@ What is written is cleaned, never configurable off:
   multipart body is not kept.
 
 Each record also holds ``expected_events``: the events the rules emitted for it, to be
-reviewed and kept for ``replay --expect``. Recording copies every body up to the caps,
-so it costs; it is for development and staging, and says so loudly on stderr.
+reviewed and kept for ``replay --expect``; and, when the rules declare signals,
+``signals``: the declared signals sent while the request was handled, each with its
+kept arguments (single values only, cleaned as the rest), ``{}`` when none was sent.
+Recording copies every body up to the caps, so it costs; it is for development and
+staging, and says so loudly on stderr.
 """
 
 from __future__ import annotations
@@ -39,7 +42,7 @@ from typing import Any
 from urllib.parse import parse_qs
 
 from ._diagnostics import write_stderr
-from .exchange import BodyState, Exchange
+from .exchange import UNKNOWN, BodyState, Exchange
 from .matching import Candidates, RuleSet
 from .policy import secret_reason
 
@@ -181,6 +184,14 @@ def _response_body(ex: Exchange, headers: dict[str, Any]) -> str:
     return _clean_html(text)
 
 
+def _signals(log: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """The sent signals with their kept single values (an object was never kept)."""
+    return {
+        name: _clean_json({k: v for k, v in kept.items() if v is not UNKNOWN})
+        for name, kept in log.items()
+    }
+
+
 class RecordingRuleSet:
     """A :class:`RuleSet` that makes every request a candidate, bodies included."""
 
@@ -237,7 +248,7 @@ class Recorder:
 
     def as_record(self, ex: Exchange, events: list[dict[str, Any]]) -> dict[str, Any]:
         """The cleaned record of ``ex`` in the JSON-lines exchange format."""
-        request_headers = _headers(ex.headers, response=False)
+        request_headers = _headers(ex.header_list(), response=False)
         response_headers = _headers(ex.response_headers, response=True)
         kind, body = _request_body(ex, request_headers)
         root = ex.root_path.rstrip("/")
@@ -256,6 +267,8 @@ class Recorder:
         }
         if ex.route is not None:
             record["route"] = ex.route
+        if ex.signals is not None:  # watched: what was sent, so replay knows, not guesses
+            record["signals"] = _signals(ex.signals)
         return record
 
     def _start(self) -> None:

@@ -34,7 +34,9 @@ class Recorded:
 
     ``where`` names it in output (``file:line`` or ``file:entry N``); ``expected`` is
     every event list the recording accepts (``expected_events``, then
-    ``also_accepted`` when ``http_ambiguous``), or None when it says nothing.
+    ``also_accepted`` when ``http_ambiguous``), or None when it says nothing;
+    ``signals`` the declared signals the server sent (name -> kept arguments), or None
+    when the recording cannot say (signal facts are then unknown).
     """
 
     where: str
@@ -49,6 +51,7 @@ class Recorded:
     response_body: bytes
     route: str | None = None
     expected: tuple[tuple[dict[str, Any], ...], ...] | None = None
+    signals: dict[str, dict[str, Any]] | None = None
 
 
 def _latin1(text: object) -> bytes:
@@ -62,6 +65,41 @@ def _expected(data: Mapping[str, Any], key: str = "expected_events") -> Any:
     if data.get("http_ambiguous"):
         lists += list(data.get("also_accepted") or [])
     return tuple(tuple(dict(e) for e in events) for events in lists)
+
+
+def _signals(data: Mapping[str, Any]) -> dict[str, dict[str, Any]] | None:
+    """The record's ``signals`` (name -> kept arguments -> single value), checked."""
+    if "signals" not in data:
+        return None
+    signals = data["signals"]
+    if not isinstance(signals, dict):
+        raise ValueError(
+            f"signals is an object (signal name -> kept arguments), not {_json_kind(signals)}"
+        )
+    for name, kept in signals.items():
+        if not isinstance(kept, dict):
+            raise ValueError(
+                f"signals.{name} is an object (argument -> value), not {_json_kind(kept)}"
+            )
+        for arg, value in kept.items():
+            if isinstance(value, (dict, list)):
+                raise ValueError(
+                    f"signals.{name}.{arg} is a string, number, boolean or null,"
+                    f" not {_json_kind(value)}"
+                )
+    return {name: dict(kept) for name, kept in signals.items()}
+
+
+def _json_kind(value: object) -> str:
+    if isinstance(value, dict):
+        return "an object"
+    if isinstance(value, list):
+        return "an array"
+    if isinstance(value, str):
+        return "a string"
+    if value is None:
+        return "null"
+    return "a boolean" if isinstance(value, bool) else "a number"
 
 
 def _exchange_body(data: Mapping[str, Any]) -> bytes:
@@ -117,6 +155,7 @@ def exchange_from_dict(data: Mapping[str, Any], where: str) -> Recorded:
         response_body=response_body,
         route=data.get("route") or None,
         expected=_expected(data),
+        signals=_signals(data),
     )
 
 

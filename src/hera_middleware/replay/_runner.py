@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .._types import Message, Receive, Scope, Send
-from ..adapters._signals import offline
+from ..adapters._signals import SignalLog, offline
 from ..adapters.asgi import HeraEvents
 from ..exchange import Exchange
 from ..matching import Candidates
@@ -125,6 +125,13 @@ def _app_path(recorded: Recorded) -> str:
     return recorded.path
 
 
+def _signal_log(signals: dict[str, dict[str, Any]]) -> SignalLog:
+    """The recorded signals as the log a live request fills (then sealed by finish)."""
+    log = SignalLog()
+    log.update((name, dict(kept)) for name, kept in signals.items())
+    return log
+
+
 def _discard(event: dict[str, object]) -> None:
     """The output of replayed events: they are read through capture_events instead."""
 
@@ -134,7 +141,9 @@ class Replayer:
 
     Each exchange becomes an http scope, its request body one ``http.request``
     message, and an app that reads the body and sends the recorded response; the
-    middleware tees and evaluates them exactly as it would a live server's.
+    middleware tees and evaluates them exactly as it would a live server's. No signal
+    is imported or connected: a record's ``signals`` are the exchange's signal facts,
+    and without them every signal fact is unknown.
 
     Args:
         rules: what ``HeraEvents(rules=...)`` takes (a path, ``"preset:<name>"``,
@@ -167,7 +176,7 @@ class Replayer:
                     recorded_names.add(name)
                     table.append(_Route(name, "GET", f"/-/hera-replay/unrecorded/{len(table)}"))
         self._server = _Server(table)
-        with offline():  # recordings hold no signals: signal facts are absent, none imported
+        with offline():  # none imported or connected: the recording gives the signal facts
             self.middleware = HeraEvents(self._server, rules=self.rules, output=_discard)
         self._loop: asyncio.AbstractEventLoop | None = None
 
@@ -187,6 +196,9 @@ class Replayer:
 
         def finish(candidates: Candidates, ex: Exchange) -> None:
             outcome.candidates, outcome.exchange = candidates, ex
+            # What the record says was sent (hera's own recordings), else unknown.
+            signals = recorded.signals
+            ex.signals = None if signals is None else _signal_log(signals)
             real_finish(candidates, ex)
 
         route = self._routes.get((recorded.route or "", _app_path(recorded), recorded.method))
