@@ -512,7 +512,7 @@ def _raise(*args: Any, **kwargs: Any) -> Any:
 
 
 FAULTS = [
-    pytest.param(_wsgi_tee, "_request_headers", id="request-headers"),
+    pytest.param(_wsgi_tee.EnvironExchange, "header", id="request-headers"),
     pytest.param(Exchange, "__init__", id="exchange"),
     pytest.param(Exchange, "request_has_body", id="body-check"),
     pytest.param(_wsgi_input.TeeInput, "_copy", id="request-copy"),

@@ -238,6 +238,10 @@ class Exchange:
         value = table.get(name.encode("latin-1", "replace"))
         return ABSENT if value is None else value.decode("latin-1")
 
+    def header_list(self) -> list[tuple[bytes, bytes]]:
+        """Every request header as received, as ``(name, value)`` bytes pairs."""
+        return self.headers
+
     def query(self) -> Multi:
         q = self._cache.get("query")
         if q is None:

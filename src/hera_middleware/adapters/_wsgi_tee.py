@@ -7,7 +7,7 @@ from typing import Any
 
 from .._diagnostics import internal_error
 from .._types import Environ, StartResponse, WSGIApp
-from ..exchange import BodyState, Exchange
+from ..exchange import ABSENT, BodyState, Exchange, _Marker
 from ..matching import Candidates
 from ._engine import ACTIVE, Engine
 from ._wsgi_input import TeeInput
@@ -74,6 +74,53 @@ def _request_headers(environ: Environ) -> list[tuple[bytes, bytes]]:
     return headers
 
 
+# Header name -> environ key, bounded likewise.
+_ENVIRON_KEYS: dict[str, str] = {}
+
+
+def _environ_key(name: str) -> str | None:
+    """The environ key a header arrives in (``user-agent``: ``HTTP_USER_AGENT``)."""
+    key = _ENVIRON_KEYS.get(name)
+    if key is None:
+        if "_" in name or not name:
+            return None  # environ names hold '-' as '_': no header name has one
+        key = name.upper().replace("-", "_")
+        if key not in ("CONTENT_TYPE", "CONTENT_LENGTH"):
+            key = "HTTP_" + key
+        if len(_ENVIRON_KEYS) < _HEADER_NAMES_MAX:
+            _ENVIRON_KEYS[name] = key
+    return key
+
+
+class EnvironExchange(Exchange):
+    """An Exchange that reads request headers from the WSGI environ when a rule asks.
+
+    The server already joined repeated headers; most requests need two or three of
+    them, so no header list is built unless something wants them all.
+    """
+
+    __slots__ = ("environ",)
+
+    def __init__(self, environ: Environ, method: str, path: str, query: bytes, root: str):
+        super().__init__(method, path, query, None, root)
+        self.environ = environ
+
+    def header(self, name: str) -> str | _Marker:
+        key = _environ_key(name)
+        value = self.environ.get(key) if key is not None else None
+        if not isinstance(value, str) or (not value and key in _EMPTY_MEANS_ABSENT):
+            return ABSENT
+        return value
+
+    def header_list(self) -> list[tuple[bytes, bytes]]:
+        if not self.headers:
+            self.headers = _request_headers(self.environ)
+        return self.headers
+
+
+_EMPTY_MEANS_ABSENT = ("CONTENT_TYPE", "CONTENT_LENGTH")
+
+
 def _content_length(environ: Environ) -> int | None:
     try:
         length = int(environ.get("CONTENT_LENGTH") or "")
@@ -114,11 +161,11 @@ class Tee:
         self.done = False
         self.input: TeeInput | None = None
         self.response_room = engine.options.max_response_body
-        ex = self.ex = Exchange(
+        ex = self.ex = EnvironExchange(
+            environ,
             environ.get("REQUEST_METHOD", "GET"),
             path,
             _bytes(environ.get("QUERY_STRING", "")),
-            _request_headers(environ),
             native_text(environ.get("SCRIPT_NAME", "")),
         )
         if candidates.request_body:
@@ -190,7 +237,8 @@ class Tee:
     def on_start(self, status: str, headers: Any) -> None:
         ex = self.ex
         ex.status = int(status.split(None, 1)[0])
-        ex.response_headers = [(_bytes(k), _bytes(v)) for k, v in headers]
+        # Lower-case names keep the header table on its fast path.
+        ex.response_headers = [(_bytes(k.lower()), _bytes(v)) for k, v in headers]
         if self.candidates.response_body:
             # start_response again (exc_info, before any body was sent) starts over.
             ex.response_state = BodyState.INCOMPLETE
