@@ -44,6 +44,9 @@ CHALLENGE = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"
 
 Event = tuple[str, dict[str, Any]]
 
+#: The pack under test, as the coverage matrix (docs/coverage.md) names it.
+PACK = "authlib"
+
 
 def _load_example() -> ModuleType:
     spec = importlib.util.spec_from_file_location("flask_example_app", EXAMPLE / "app.py")
@@ -224,6 +227,7 @@ S256 = {"code_challenge": CHALLENGE, "code_challenge_method": "S256"}
 # --- Authorization endpoint ---------------------------------------------------------------
 
 
+@pytest.mark.produces(PACK, "pkce_authorize", via="302 Location with code + code_challenge sent")
 def test_authorize_by_consent_then_auto_approved(user: Browser) -> None:
     """The consent page is silent; its approval (POST, the challenge in the query) is
     pkce_authorize; once consented, the GET itself hands out the code and emits it."""
@@ -290,6 +294,9 @@ AUTHORIZE_FAILURES = [
 ]
 
 
+@pytest.mark.produces(
+    PACK, "pkce_failed", via="302 Location error=invalid_request + its error_description"
+)
 @pytest.mark.parametrize(("extra", "reason"), AUTHORIZE_FAILURES)
 def test_authorize_pkce_failures(anonymous: Browser, extra: dict[str, Any], reason: str) -> None:
     """Each challenge Authlib refuses comes back as a 302 to the client with
@@ -356,6 +363,7 @@ def test_authorize_outcomes_without_events(anonymous: Browser, app: Flask) -> No
 # --- Token endpoint -----------------------------------------------------------------------
 
 
+@pytest.mark.produces(PACK, "pkce_token_exchange", via="200 + access_token + form.code_verifier")
 @pytest.mark.parametrize(
     ("pkce", "verifier"),
     [
@@ -413,6 +421,9 @@ VERIFIER_FAILURES = [
 ]
 
 
+@pytest.mark.produces(
+    PACK, "pkce_failed", via="400 invalid_grant / invalid_request + error_description"
+)
 @pytest.mark.parametrize(("sent", "reason"), VERIFIER_FAILURES)
 def test_token_verifier_failures_public(user: Browser, sent: dict[str, str], reason: str) -> None:
     """A wrong or malformed verifier is verifier_mismatch, an absent or empty one
@@ -438,6 +449,11 @@ def test_token_verifier_failures_basic_auth(
     assert_events(events, ("pkce_failed", {"reason": reason, "client_id": BACKEND}))
 
 
+@pytest.mark.produces(
+    PACK,
+    "pkce_failed.reason=challenge_missing",
+    via="token: verifier for a code issued without a challenge",
+)
 def test_challenge_missing_when_required(user: Browser) -> None:
     """A public client that sent no challenge, under CodeChallenge(required=True):
     the token request without a verifier is refused as "Missing 'code_verifier'"

@@ -383,7 +383,9 @@ def test_every_line_is_in_one_write_of_whole_lines(
         assert emitter.flush()
     finally:
         os.close(w)
+        sink.close()  # its duplicate of w: the reader sees the end
     drain.join(10)
+    assert not drain.is_alive()
     os.close(r)
     assert all(0 < len(c) <= 4096 and c.endswith(b"\n") for c in calls)
     lines = [line for c in calls for line in c.split(b"\n")[:-1]]
@@ -412,7 +414,9 @@ def test_a_4096_byte_line_is_written_alone(
         assert emitter.flush()
     finally:
         os.close(w)
+        sink.close()  # its duplicate of w: the reader sees the end
     drain.join(10)
+    assert not drain.is_alive()
     os.close(r)
     assert calls == [small, full, small * 3]
     assert b"".join(reader) == small + full + small * 3

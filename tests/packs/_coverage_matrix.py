@@ -179,7 +179,7 @@ STATUS = {
     frozenset(KINDS): "produced, with limits",
     frozenset(): "—",
 }
-LABEL = {"produces": "produced — via", "not_possible": "not possible — why"}
+LABEL = {"produces": "produced, from", "not_possible": "not possible:"}
 
 
 def _event(target: str) -> str:

@@ -147,8 +147,8 @@ def test_the_page_tells_produced_limited_impossible_and_uncovered_apart() -> Non
     assert "| `pkce_failed` | produced, with limits | — |" in page
     assert "| `captcha_failed` | not possible | — |" in page
     assert "| `mfa_challenge_failed` | — | — |" in page
-    assert "| `pkce_authorize` | produced — via a \\| b |" in page
-    assert "| `pkce_failed` | produced — via y; z |" in page
-    assert "| `pkce_failed.reason=challenge_invalid` | not possible — why w |" in page
+    assert "| `pkce_authorize` | produced, from a \\| b |" in page
+    assert "| `pkce_failed` | produced, from y; z |" in page
+    assert "| `pkce_failed.reason=challenge_invalid` | not possible: w |" in page
     assert page.count("Not covered") == 1
     assert COMMAND in page
