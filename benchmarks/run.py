@@ -1,7 +1,8 @@
 """Run every benchmark in one process run and write ``benchmarks/results.md``.
 
-    python -m benchmarks            # the full run (about 6 minutes on 2 cores)
-    python -m benchmarks --quick    # fewer, shorter rounds, smaller counts (about 2 minutes)
+    python -m benchmarks            # the full run (about 10 minutes on 2 cores)
+    python -m benchmarks --quick    # fewer, shorter rounds, smaller counts, no valgrind
+                                    # (about 2 minutes)
     python -m benchmarks --only asgi,wsgi
 
 Needs the ``bench`` extra (``pip install -e '.[test,bench]'``). Figures are medians of
@@ -27,13 +28,13 @@ import orjson
 
 import hera_middleware
 
-from . import e2e, inprocess, throughput
+from . import e2e, inprocess, instructions, throughput
 from ._timing import Series, fmt, per_round, spread
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results.md"
 NOTES_MARK = "<!-- notes: everything below this line is kept when the file is regenerated -->"
-SECTIONS = ("asgi", "wsgi", "scaling", "output", "memory", "e2e")
+SECTIONS = ("asgi", "wsgi", "instructions", "scaling", "output", "memory", "e2e")
 
 
 def log(text: str) -> None:
@@ -139,6 +140,83 @@ def run_wsgi(report: Report, args: argparse.Namespace, outputs: dict[str, str]) 
     _section_inprocess(
         report, "WSGI", results, "HeraEventsWSGI", "OpenTelemetry WSGI (SDK tracer provider)", 5
     )
+
+
+#: The issue's reference times of the bare apps (µs), which its µs targets are relative to.
+REFERENCE_BARE = {"asgi": 11.0, "wsgi": 80.0}
+#: kind -> (no-candidate target, matching target), µs over the bare app.
+OVERHEAD_GOALS = {"asgi": (1.0, 8.0), "wsgi": (1.0, 5.0)}
+
+
+def run_instructions(report: Report, args: argparse.Namespace) -> None:
+    if args.quick and not args.only_given:
+        report.add(
+            "## Instructions per request",
+            "",
+            "Skipped in a `--quick` run (about 4 minutes under valgrind):"
+            " `python -m benchmarks --only instructions` runs it alone.",
+            "",
+        )
+        return
+    if not instructions.available():
+        report.add(
+            "## Instructions per request",
+            "",
+            "Skipped: valgrind is not installed (Debian's package `valgrind`).",
+            "",
+        )
+        log("instructions: skipped, no valgrind")
+        return
+    log("instructions per request (callgrind)")
+    per = instructions.measure(log)
+    report.add(
+        "## Instructions per request",
+        "",
+        "Timings on a shared or busy machine move by tens of per cent between runs;",
+        "instruction counts do not. Each variant runs in a fresh process under",
+        f"`valgrind --tool=callgrind`, once with {instructions.FEW:,} and once with",
+        f"{instructions.MANY:,} requests; the difference per request is shown (start-up",
+        "cancels out; the writer thread's instructions are in, as the events are flushed).",
+        "The µs targets are over the issue's reference bare apps (Starlette 11 µs, Flask",
+        "80 µs); *as µs at the reference* scales each overhead by that bare app's time, an",
+        "estimate of what the overhead costs where those references were measured.",
+        "",
+        "| variant | instructions/request | over its bare app | as a share of it"
+        " | as µs at the reference |",
+        "|---|---|---|---|---|",
+    )
+    for kind in ("asgi", "wsgi"):
+        bare = per[f"{kind} bare"]
+        for variant, label in instructions.VARIANTS.items():
+            if not variant.startswith(kind):
+                continue
+            over = per[variant] - bare
+            share = over / bare
+            us = share * REFERENCE_BARE[kind]
+            cells = (
+                "— | — | —" if variant == f"{kind} bare" else f"{over:+,} | {share:.1%} | {us:+.2f}"
+            )
+            report.add(f"| {label} | {per[variant]:,} | {cells} |")
+    report.add("")
+    for kind in ("asgi", "wsgi"):
+        bare = per[f"{kind} bare"]
+        name = kind.upper()
+        no_goal, match_goal = OVERHEAD_GOALS[kind]
+        miss = (per[f"{kind} hera miss"] - bare) / bare * REFERENCE_BARE[kind]
+        match = (per[f"{kind} hera match"] - bare) / bare * REFERENCE_BARE[kind]
+        cheaper = (per[f"{kind} otel"] - bare) / max(per[f"{kind} hera match"] - bare, 1)
+        report.target(
+            f"{name}, instruction counts: no candidate rule, as µs at the reference",
+            f"≤ +{no_goal:g} µs", f"+{miss:.2f} µs", miss <= no_goal,
+        )  # fmt: skip
+        report.target(
+            f"{name}, instruction counts: rule matches, one event, as µs at the reference",
+            f"≤ +{match_goal:g} µs", f"+{match:.2f} µs", match <= match_goal,
+        )  # fmt: skip
+        report.target(
+            f"{name}, instruction counts: times cheaper than OpenTelemetry",
+            "≥ 15×", f"{cheaper:.1f}×", cheaper >= 15,
+        )  # fmt: skip
 
 
 def run_scaling(report: Report, args: argparse.Namespace, outputs: dict[str, str]) -> None:
@@ -361,6 +439,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, help="interleaved rounds (at least 5)")
     parser.add_argument("--output", type=Path, default=RESULTS, help="the results file")
     args = parser.parse_args(argv)
+    args.only_given = args.only != ",".join(SECTIONS)
     args.only = [s for s in args.only.split(",") if s]
     unknown = set(args.only) - set(SECTIONS)
     if unknown:
@@ -382,6 +461,7 @@ def main(argv: list[str] | None = None) -> int:
         steps: dict[str, Callable[[], None]] = {
             "asgi": lambda: run_asgi(report, args, outputs),
             "wsgi": lambda: run_wsgi(report, args, outputs),
+            "instructions": lambda: run_instructions(report, args),
             "scaling": lambda: run_scaling(report, args, outputs),
             "output": lambda: run_output(report, args, workdir),
             "memory": lambda: run_memory(report, args),
