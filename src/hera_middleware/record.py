@@ -34,6 +34,7 @@ import base64
 import binascii
 import dataclasses
 import json
+import math
 import os
 import queue
 import re
@@ -184,10 +185,24 @@ def _response_body(ex: Exchange, headers: dict[str, Any]) -> str:
     return _clean_html(text)
 
 
+def _writable(value: Any) -> bool:
+    """A kept value JSON can hold: no object, NaN, infinity, nor an int too long to write."""
+    if value is UNKNOWN:
+        return False
+    if isinstance(value, float):
+        return math.isfinite(value)
+    if isinstance(value, int) and value.bit_length() > 64:
+        try:
+            str(value)  # beyond sys.get_int_max_str_digits() Python refuses to write it
+        except ValueError:
+            return False
+    return True
+
+
 def _signals(log: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
     """The sent signals with their kept single values (an object was never kept)."""
     return {
-        name: _clean_json({k: v for k, v in kept.items() if v is not UNKNOWN})
+        name: _clean_json({k: v for k, v in kept.items() if _writable(v)})
         for name, kept in log.items()
     }
 

@@ -167,13 +167,13 @@ def _kept(value: Any) -> Any:
     kind = type(value)
     if value is None or kind is str or kind is int or kind is float or kind is bool:
         return value
-    if isinstance(value, bool):
-        return bool(value)
-    if isinstance(value, str):
+    # The real type, not isinstance(): a proxy (a mock, Django's SimpleLazyObject,
+    # werkzeug's LocalProxy) claims its target's __class__ and is no single value.
+    if issubclass(kind, str):
         return str.__str__(value)
-    if isinstance(value, int):
+    if issubclass(kind, int):
         return int.__int__(value)
-    if isinstance(value, float):
+    if issubclass(kind, float):
         return float.__float__(value)
     return UNKNOWN
 
@@ -193,9 +193,11 @@ class _Receiver:
         if log is None or not log.open:
             return
         try:
-            log[self.name] = {k: _kept(kwargs[k]) for k in self.keep if k in kwargs}
+            kept = {k: _kept(kwargs[k]) for k in self.keep if k in kwargs}
         except Exception as exc:  # never raise into the sender
             internal_error(f"signal {self.name}", exc)
+            kept = {k: UNKNOWN for k in self.keep if k in kwargs}  # sent all the same
+        log[self.name] = kept
 
 
 def _disconnect(connected: list[tuple[Any, _Receiver]]) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +19,7 @@ __all__ = ["Recorded", "ReplayError", "read_exchanges", "read_har", "read_record
 Headers = tuple[tuple[bytes, bytes], ...]
 # Hop-by-hop and framing headers: replay frames bodies itself, decoded (as HAR keeps them).
 _FRAMING = frozenset({"content-length", "transfer-encoding", "content-encoding", "connection"})
+_PLAIN_KEY = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 
 
 class ReplayError(ValueError):
@@ -79,15 +81,20 @@ def _signals(data: Mapping[str, Any]) -> dict[str, dict[str, Any]] | None:
     for name, kept in signals.items():
         if not isinstance(kept, dict):
             raise ValueError(
-                f"signals.{name} is an object (argument -> value), not {_json_kind(kept)}"
+                f"signals.{_key(name)} is an object (argument -> value), not {_json_kind(kept)}"
             )
         for arg, value in kept.items():
             if isinstance(value, (dict, list)):
                 raise ValueError(
-                    f"signals.{name}.{arg} is a string, number, boolean or null,"
+                    f"signals.{_key(name)}.{_key(arg)} is a string, number, boolean or null,"
                     f" not {_json_kind(value)}"
                 )
     return {name: dict(kept) for name, kept in signals.items()}
+
+
+def _key(key: str) -> str:
+    """A key of the record as a message shows it: quoted and escaped unless a plain name."""
+    return key if _PLAIN_KEY.fullmatch(key) else json.dumps(key)[:80]
 
 
 def _json_kind(value: object) -> str:
@@ -179,6 +186,10 @@ def read_exchanges(path: str | Path) -> Iterator[Recorded]:
                 raise ReplayError(
                     Problem(name, number, exc.colno, "bad-exchange", f"invalid JSON: {exc.msg}")
                 ) from None
+            except RecursionError:
+                raise ReplayError(
+                    Problem(name, number, 1, "bad-exchange", "JSON nested too deeply")
+                ) from None
             except (KeyError, ValueError, TypeError) as exc:
                 message = f"missing key {exc}" if isinstance(exc, KeyError) else str(exc)
                 raise ReplayError(Problem(name, number, 1, "bad-exchange", message)) from None
@@ -250,6 +261,8 @@ def read_har(path: str | Path) -> Iterator[Recorded]:
         raise ReplayError(
             Problem(name, exc.lineno, exc.colno, "bad-har", f"invalid JSON: {exc.msg}")
         ) from None
+    except RecursionError:
+        raise ReplayError(Problem(name, 1, 1, "bad-har", "JSON nested too deeply")) from None
     except (KeyError, TypeError):
         raise ReplayError(Problem(name, 1, 1, "bad-har", "a HAR file holds log.entries")) from None
     for number, entry in enumerate(entries, start=1):

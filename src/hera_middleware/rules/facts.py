@@ -73,11 +73,12 @@ def _form_value(ex: Exchange, key: str) -> Any:
 
 def _params_value(ex: Exchange, key: str) -> Any:
     value = _form_value(ex, key)
-    if value is not ABSENT and value is not UNKNOWN:
-        return value
-    from_query = _first(ex.query(), key)
-    if from_query is not ABSENT:
-        return from_query
+    # The query decides when the form lacks the key or the body was never read; a form
+    # value sent twice, or maybe in a part cut off, is unknown: the server may take it.
+    if value is ABSENT or ex.form() is UNKNOWN:
+        from_query = _first(ex.query(), key)
+        if from_query is not ABSENT:
+            return from_query
     return value
 
 
