@@ -13,6 +13,7 @@ through VARIANT, flush, exit.
 from __future__ import annotations
 
 import asyncio
+import importlib
 import re
 import shutil
 import subprocess
@@ -32,42 +33,24 @@ _COLLECTED = re.compile(r"Collected : (\d+)")
 _CALLGRIND = ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null"]
 
 
-def _asgi(variant: str) -> tuple[Any, str]:
-    if variant == "asgi bare":
-        return apps.starlette_app(), apps.TOKEN_PATH
-    if variant == "asgi no-op":
-        return apps.NoopASGI(apps.starlette_app()), apps.TOKEN_PATH
-    if variant == "asgi otel":
-        from opentelemetry.instrumentation.asgi import OpenTelemetryMiddleware
+def _app(variant: str) -> tuple[Any, str]:
+    """The app a variant names ("asgi hera match"), and the path it is called on."""
+    kind, _, what = variant.partition(" ")
+    asgi = kind == "asgi"
+    bare = apps.starlette_app if asgi else apps.flask_app
+    if what == "bare":
+        return bare(), apps.TOKEN_PATH
+    if what == "no-op":
+        return (apps.NoopASGI if asgi else apps.NoopWSGI)(bare()), apps.TOKEN_PATH
+    if what == "otel":
         from opentelemetry.sdk.trace import TracerProvider
 
-        return (
-            OpenTelemetryMiddleware(apps.starlette_app(), tracer_provider=TracerProvider()),
-            apps.TOKEN_PATH,
-        )
-    hera = hera_middleware.HeraEvents(
-        apps.starlette_app(), rules=apps.EXAMPLE_RULES, output="file:/dev/null"
-    )
-    return hera, apps.OTHER_PATH if variant == "asgi hera miss" else apps.TOKEN_PATH
-
-
-def _wsgi(variant: str) -> tuple[Any, str]:
-    if variant == "wsgi bare":
-        return apps.flask_app(), apps.TOKEN_PATH
-    if variant == "wsgi no-op":
-        return apps.NoopWSGI(apps.flask_app()), apps.TOKEN_PATH
-    if variant == "wsgi otel":
-        from opentelemetry.instrumentation.wsgi import OpenTelemetryMiddleware
-        from opentelemetry.sdk.trace import TracerProvider
-
-        return (
-            OpenTelemetryMiddleware(apps.flask_app(), tracer_provider=TracerProvider()),
-            apps.TOKEN_PATH,
-        )
-    hera = hera_middleware.HeraEventsWSGI(
-        apps.flask_app(), rules=apps.EXAMPLE_RULES, output="file:/dev/null"
-    )
-    return hera, apps.OTHER_PATH if variant == "wsgi hera miss" else apps.TOKEN_PATH
+        otel = importlib.import_module(f"opentelemetry.instrumentation.{kind}")
+        middleware = otel.OpenTelemetryMiddleware(bare(), tracer_provider=TracerProvider())
+        return middleware, apps.TOKEN_PATH
+    hera = hera_middleware.HeraEvents if asgi else hera_middleware.HeraEventsWSGI
+    app = hera(bare(), rules=apps.EXAMPLE_RULES, output="file:/dev/null")
+    return app, apps.OTHER_PATH if what == "hera miss" else apps.TOKEN_PATH
 
 
 #: variant -> what the table calls it; bare apps first.
@@ -87,11 +70,10 @@ VARIANTS = {
 
 def serve(variant: str, n: int) -> None:
     """Serve ``n`` requests through ``variant`` and wait for the events to be written."""
+    app, path = _app(variant)
     if variant.startswith("asgi"):
-        app, path = _asgi(variant)
         asyncio.run(apps.asgi_loop(app, path, n))
     else:
-        app, path = _wsgi(variant)
         apps.wsgi_loop(app, path, n)
     hera_middleware.flush()
 

@@ -352,17 +352,37 @@ def test_too_many_fields_drops_trailing_fields(make_emitter: Callable[..., Emitt
     assert len(line) + len(b',"field_0000":000') > 4096
 
 
-def _recorded_writes(monkeypatch: pytest.MonkeyPatch, sink: FdSink) -> list[bytes]:
+def _writes_to_a_pipe(
+    monkeypatch: pytest.MonkeyPatch,
+    make_emitter: Callable[..., Emitter],
+    fill: Callable[[Emitter], None],
+) -> tuple[list[bytes], bytes]:
+    """The writes an emitter makes to a pipe while ``fill`` queues lines, and what the
+    other end read."""
+    r, w = os.pipe()
+    sink = FdSink(w, "test pipe")
     calls: list[bytes] = []
     real_write = os.write
 
     def recording_write(fd: int, data: bytes) -> int:
-        if fd == sink.out:  # the sink's own duplicate of the descriptor
+        if fd == sink.out:  # the sink's own duplicate of w
             calls.append(bytes(data))
         return real_write(fd, data)
 
     monkeypatch.setattr(os, "write", recording_write)
-    return calls
+    reader: list[bytes] = []
+    drain = read_all(r, reader)
+    try:
+        emitter = make_emitter(sink)
+        fill(emitter)
+        assert emitter.flush()
+    finally:
+        os.close(w)
+        sink.close()  # its duplicate of w: the reader sees the end
+    drain.join(10)
+    assert not drain.is_alive()
+    os.close(r)
+    return calls, b"".join(reader)
 
 
 def test_every_line_is_in_one_write_of_whole_lines(
@@ -370,27 +390,17 @@ def test_every_line_is_in_one_write_of_whole_lines(
 ) -> None:
     """A line is never split across writes; lines queued together share one write of
     at most 4096 bytes, so a pipe still takes each write atomically."""
-    r, w = os.pipe()
-    sink = FdSink(w, "test pipe")
-    calls = _recorded_writes(monkeypatch, sink)
-    reader: list[bytes] = []
-    drain = read_all(r, reader)
-    try:
-        emitter = make_emitter(sink)
+
+    def fill(emitter: Emitter) -> None:
         # Queued faster than one write per line: the writer joins them.
         for i in range(2000):
             send_event("thing_done", {"i": i, "pad": "p" * 40}, domain="ciam", emitter=emitter)
-        assert emitter.flush()
-    finally:
-        os.close(w)
-        sink.close()  # its duplicate of w: the reader sees the end
-    drain.join(10)
-    assert not drain.is_alive()
-    os.close(r)
+
+    calls, read = _writes_to_a_pipe(monkeypatch, make_emitter, fill)
     assert all(0 < len(c) <= 4096 and c.endswith(b"\n") for c in calls)
     lines = [line for c in calls for line in c.split(b"\n")[:-1]]
     assert [orjson.loads(line)["i"] for line in lines] == list(range(2000))
-    assert b"".join(reader) == b"".join(calls)
+    assert read == b"".join(calls)
     assert len(calls) < 2000  # joined: the backlog did not cost a write per line
 
 
@@ -398,28 +408,18 @@ def test_a_4096_byte_line_is_written_alone(
     monkeypatch: pytest.MonkeyPatch, make_emitter: Callable[..., Emitter]
 ) -> None:
     """Joining never makes a write longer than 4096 bytes: a full-size line goes alone."""
-    r, w = os.pipe()
-    sink = FdSink(w, "test pipe")
-    calls = _recorded_writes(monkeypatch, sink)
-    reader: list[bytes] = []
-    drain = read_all(r, reader)
     small = b'{"type":"audit","event":"a_b","domain":"ciam"}\n'
     full = b'{"type":"audit","event":"a_b","pad":"' + b"x" * (4096 - 40) + b'"}\n'
     assert len(full) == 4096
-    try:
-        emitter = make_emitter(sink)
+
+    def fill(emitter: Emitter) -> None:
         # Lines queued before the writer thread starts: one backlog, seen whole.
         emitter._dq.extend([small, full, small, small, small])
         emitter._start()
-        assert emitter.flush()
-    finally:
-        os.close(w)
-        sink.close()  # its duplicate of w: the reader sees the end
-    drain.join(10)
-    assert not drain.is_alive()
-    os.close(r)
+
+    calls, read = _writes_to_a_pipe(monkeypatch, make_emitter, fill)
     assert calls == [small, full, small * 3]
-    assert b"".join(reader) == small + full + small * 3
+    assert read == small + full + small * 3
 
 
 def read_all(fd: int, into: list[bytes]) -> threading.Thread:
