@@ -14,6 +14,7 @@ from hera_middleware.catalog import CATALOG, EVENTS_DROPPED
 from hera_middleware.cli import main
 from hera_middleware.cli._schema import schema_text
 from hera_middleware.rules._yaml import parse_yaml
+from hera_middleware.rules.conditions import FORMATS
 from hera_middleware.testing import capture_events
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -119,6 +120,25 @@ def _documented_values() -> dict[str, dict[str, object]]:
 
 def _discard(event: dict[str, object]) -> None:
     """An output that keeps nothing."""
+
+
+def test_rules_schema_names_every_format() -> None:
+    """`{format: NAME}` in the rules schema takes exactly the formats the matcher knows."""
+    found: list[list[str]] = []
+
+    def walk(node: Any) -> None:
+        if isinstance(node, dict):
+            fmt = node.get("properties", {}).get("format")
+            if isinstance(fmt, dict) and "enum" in fmt:
+                found.append(fmt["enum"])
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+
+    walk(json.loads(schema_text("rules")))
+    assert found == [list(FORMATS)]
 
 
 def test_events_schema_has_every_catalog_event() -> None:

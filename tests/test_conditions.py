@@ -76,6 +76,10 @@ def check(condition: Any, ex: Exchange) -> bool | None:
         ),
         pytest.param({"query.code": {"format": "totp"}}, True, id="format-totp"),
         pytest.param({"query.client_id": {"format": "totp"}}, False, id="format-no"),
+        pytest.param({"query.code": {"format": "digits_grouped"}}, True, id="format-grouped"),
+        pytest.param(
+            {"query.client_id": {"format": "digits_grouped"}}, False, id="format-grouped-no"
+        ),
         pytest.param({"query.client_id": {"not": "app"}}, True, id="not-matcher"),
         pytest.param({"query.client_id": {"prefix": "w", "suffix": "b"}}, True, id="two-matchers"),
         pytest.param({"query.client_id": {"prefix": "w", "suffix": "x"}}, False, id="two-no"),

@@ -31,6 +31,8 @@ MATCHERS = ("equals", "prefix", "suffix", "contains", "regex", "length", "format
 FORMATS: dict[str, re.Pattern[str]] = {
     "totp": re.compile(r"[0-9]{6,8}"),
     "digits": re.compile(r"[0-9]+"),
+    # Digits as people type a code an app shows in groups: 123 456, 123-456.
+    "digits_grouped": re.compile(r"[0-9]+(?:[ -][0-9]+)*"),
     "uuid": re.compile(
         r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
     ),

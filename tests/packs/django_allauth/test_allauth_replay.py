@@ -61,3 +61,24 @@ async def test_prefixes_come_from_vars(record: Record) -> None:
         headers = {**data["response_headers"], "location": "/auth" + location[len("/accounts") :]}
         data["response_headers"] = headers
     await _replay_and_check(record, data, rules)
+
+
+def _recorded(flow: str, step: str) -> Record:
+    return next(r for r in ALLAUTH if r.data["flow"] == flow and r.data["step"] == step)
+
+
+@pytest.mark.parametrize(
+    ("flow", "step", "typed"),
+    [
+        pytest.param("mfa_totp_correct_code", "submit_code", "619 484", id="totp-space"),
+        pytest.param("mfa_totp_correct_code", "submit_code", "619-484", id="totp-hyphen"),
+        pytest.param("mfa_totp_wrong_code", "submit_wrong_code", "000 000", id="totp-wrong"),
+    ],
+)
+async def test_a_code_typed_in_groups_keeps_its_method(flow: str, step: str, typed: str) -> None:
+    """allauth drops the separator of a code typed as an app shows it (123 456): the
+    method is still read from the digits."""
+    record = _recorded(flow, step)
+    data = {**record.data, "request_body": {**record.data["request_body"], "code": [typed]}}
+    assert record.data["expected_events"][0]["method"] == "totp"
+    await _replay_and_check(record, data, "preset:django-allauth")
