@@ -254,3 +254,35 @@ def rules_text_without_stop() -> str:
         "      response.body: {contains: nope}\n"
         "      any: [{query.a: present}, {query.b: present}]\n"
     )
+
+
+def test_near_misses_redact_what_looks_like_an_email_or_ip(tmp_path: Path) -> None:
+    """Values an explanation shows pass the same e-mail and IP masking as events."""
+    rules = load_rules(
+        text="rules:\n"
+        "  - id: who\n"
+        "    event: breach_check_passed\n"
+        "    match: POST /oauth/token\n"
+        "    if:\n"
+        "      form.client_id: web\n"
+        "      response.json.error: invalid_grant\n"
+        "      response.json.hint: {contains: x}\n"
+    )
+    path = _write_lines(
+        tmp_path / "x.jsonl",
+        _exchange(
+            request_body={"client_id": ["alice@example.com"]},
+            status=400,
+            response_body=json.dumps(
+                {"error": "10.1.2.3", "hint": {"who": ["bob@example.org", "plain text"]}}
+            ),
+        ),
+    )
+    (outcome,) = Replayer(rules).run_all(read_exchanges(path))
+    assert [m.reasons for m in near_misses(rules, outcome)] == [
+        (
+            "form.client_id: web, but it is redacted",
+            "response.json.error: invalid_grant, but it is redacted",
+            "response.json.hint: {contains: x}, but it is {who: [redacted, plain text]}",
+        )
+    ]

@@ -99,6 +99,7 @@ __all__ = [
     "condition_problem",
     "field_name_problem",
     "field_source_problem",
+    "looks_personal",
     "secret_reason",
 ]
 
@@ -585,6 +586,15 @@ _IPV6_FULL = re.compile(r"[0-9A-Fa-f]{1,4}(?::[0-9A-Fa-f]{1,4}){7}")
 _INT64 = (-(2**63), 2**63 - 1)
 
 
+def looks_personal(s: str) -> bool:
+    """Whether ``s`` holds what looks like an e-mail address or an IPv4 or IPv6 address."""
+    if "@" in s and _EMAIL.search(s):
+        return True
+    if "." in s and _IPV4.search(s):
+        return True
+    return ":" in s and ("::" in s or _IPV6_FULL.search(s) is not None)
+
+
 def _clean_str(field: str, s: str) -> str:
     if field in _SLUG_FIELDS:
         if s.isascii():
@@ -592,13 +602,7 @@ def _clean_str(field: str, s: str) -> str:
             if _SLUG.fullmatch(s):
                 return s
         return REDACTED
-    if len(s) > 128 or not _SAFE.fullmatch(s):
-        return REDACTED
-    if "@" in s and _EMAIL.search(s):
-        return REDACTED
-    if "." in s and _IPV4.search(s):
-        return REDACTED
-    if ":" in s and ("::" in s or _IPV6_FULL.search(s)):
+    if len(s) > 128 or not _SAFE.fullmatch(s) or looks_personal(s):
         return REDACTED
     return s
 

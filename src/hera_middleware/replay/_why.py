@@ -46,8 +46,22 @@ def _describe(fact: Fact, value: Any) -> str:
         return f"{len(text)} characters{'' if whole else ' (cut at the cap)'} without a match"
     if fact.text not in _SHOWN and policy.field_source_problem(fact.text) is not None:
         return "present (its value is not shown: events may not carry it)"
-    shown = flow(value)
+    shown = flow(_masked(value))
     return shown if len(shown) <= _LONGEST else shown[: _LONGEST - 3] + "..."
+
+
+def _masked(value: Any, depth: int = 0) -> Any:
+    """``value`` with every string that looks like an e-mail or IP address redacted, as
+    events would have it: explanations are shared as freely as events are."""
+    if isinstance(value, str):
+        return policy.REDACTED if policy.looks_personal(value) else value
+    if depth > 32 and isinstance(value, (dict, list)):
+        return "..."
+    if isinstance(value, dict):
+        return {k: _masked(v, depth + 1) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_masked(v, depth + 1) for v in value]
+    return value
 
 
 def _clause_reason(clause: Any, ex: Exchange, file: str, line: int) -> str | None:
