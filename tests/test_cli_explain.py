@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -149,3 +151,18 @@ def test_explain_reports_problems_like_check(
     assert capsys.readouterr().out == (
         "<environment HERA_ON_FULL>:1:1: bad-option: on_full is 'drop' or 'block', not 'wait'\n"
     )
+
+
+def test_a_reader_that_stops_early_gets_no_traceback() -> None:
+    """`hera-middleware explain FILE | head`: a pipe closed by its reader ends the command
+    quietly, with status 1 and nothing on stderr."""
+    rules = Path(__file__).resolve().parent.parent / "examples" / "fastapi_app" / "hera.yaml"
+    code = "import sys; from hera_middleware.cli import main; sys.exit(main())"
+    command = [sys.executable, "-c", code, "explain", str(rules)]
+    with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE) as proc:
+        assert proc.stdout is not None
+        assert proc.stderr is not None
+        proc.stdout.close()  # the reader is gone before the first line is written
+        err = proc.stderr.read()
+        assert proc.wait(timeout=60) == 1
+    assert err == b""

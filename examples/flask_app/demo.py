@@ -316,7 +316,8 @@ def main() -> int:
         except ValueError:
             stray.append(line)
     sys.stdout.writelines(lines)
-    print(f"\n{len(events)} events in {time.monotonic() - started:.1f} s")
+    # stdout carries the events only (pipe it to jq); the summary goes to stderr.
+    print(f"\n{len(events)} events in {time.monotonic() - started:.1f} s", file=sys.stderr)
     shapes: dict[str, Counter[str]] = defaultdict(Counter)
     for event in events:
         skip = ("type", "event", "domain", "ts")
@@ -325,7 +326,7 @@ def main() -> int:
     for name in EVENT_TYPES:
         seen = shapes.get(name)
         detail = ", ".join(f"{f} x{n}" for f, n in seen.items()) if seen else "MISSING"
-        print(f"  {name:<24} {sum(seen.values()) if seen else 0:>3}  {detail}")
+        print(f"  {name:<24} {sum(seen.values()) if seen else 0:>3}  {detail}", file=sys.stderr)
     missing = [name for name in EVENT_TYPES if name not in shapes]
     if stray:
         print(f"stdout carried {len(stray)} lines that are not events", file=sys.stderr)

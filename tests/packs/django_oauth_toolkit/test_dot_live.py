@@ -503,7 +503,7 @@ def test_verifier_ignored_for_a_code_without_challenge(servers: dict[str, DotSer
 @pytest.mark.produces(
     PACK,
     "pkce_failed",
-    via="302 error=invalid_request + method plain or none, S256 enforced (method_unsupported)",
+    via="302 error=invalid_request + method plain or none, S256 enforced",
 )
 def test_plain_refused_when_s256_is_enforced(servers: dict[str, DotServer]) -> None:
     """COMPLIANT_BCP_RFC9700_PKCE_METHOD: plain (or no method) is refused when the code

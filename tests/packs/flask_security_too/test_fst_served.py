@@ -138,8 +138,12 @@ def wrong_code(totp: pyotp.TOTP) -> str:
     return next(c for c in ("000000", "111111", "222222", "333333") if c not in near)
 
 
-@pytest.mark.produces(PACK, "mfa_challenge_failed", via="gunicorn: HTML tf-validate, CSRF")
-@pytest.mark.produces(PACK, "mfa_challenge_succeeded", via="gunicorn: tf_code_confirmed")
+@pytest.mark.produces(
+    PACK, "mfa_challenge_failed", via="HTML tf-validate answer (served by gunicorn)"
+)
+@pytest.mark.produces(
+    PACK, "mfa_challenge_succeeded", via="signal tf_code_confirmed (served by gunicorn)"
+)
 def test_two_factor_sign_in_on_gunicorn(served: Served, browser: httpx.Client) -> None:
     """Login page, a wrong password, the password step, the challenge page, a code
     without the CSRF token, a wrong code, the right code: three lines."""
@@ -176,8 +180,10 @@ def test_two_factor_sign_in_on_gunicorn(served: Served, browser: httpx.Client) -
     assert served.lines() == expected, served.output()
 
 
-@pytest.mark.produces(PACK, "breach_check_failed", via="gunicorn: HTML register, CSRF")
-@pytest.mark.produces(PACK, "breach_check_passed", via="gunicorn: user_registered")
+@pytest.mark.produces(PACK, "breach_check_failed", via="HTML register answer (served by gunicorn)")
+@pytest.mark.produces(
+    PACK, "breach_check_passed", via="signal user_registered (served by gunicorn)"
+)
 def test_registration_with_a_breached_password_on_gunicorn(
     served: Served, browser: httpx.Client, remote: Remote
 ) -> None:
