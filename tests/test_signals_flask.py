@@ -11,6 +11,7 @@ import gc
 import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
 import _signals_flask_app as flask_app
@@ -232,6 +233,54 @@ def test_rules_built_in_python_use_signals() -> None:
     app.extensions["hera"].engine.signals.close()
 
 
+def test_rule_objects_testing_an_undeclared_signal_are_refused() -> None:
+    """A Rule's signal facts, in `when` and in fields, are checked against the rule set."""
+    rule = Rule(
+        event="social_login_completed",
+        match="GET /callback",
+        when={"signal.loged_in": "present"},
+        fields={
+            "provider": {"value": "x"},
+            "first_login": {"if": {"signal.new_account": "present"}},
+        },
+    )
+    line = rule.origin[1]
+    with pytest.raises(HeraConfigError) as info:
+        load_rules([{"signals": {"logged_in": "_signals_flask_app.logged_in"}}, rule])
+    assert [str(p) for p in info.value.problems] == [
+        f"{__file__}:{line}:1: undeclared-signal: no signal 'loged_in' is declared; the rules"
+        " declare logged_in (hint: did you mean 'signal.logged_in'? or add `loged_in:"
+        " <module>.<attribute>` under `signals:`)",
+        f"{__file__}:{line}:1: undeclared-signal: no signal 'new_account' is declared; the"
+        " rules declare logged_in (hint: add `new_account: <module>.<attribute>` under"
+        " `signals:`)",
+    ]
+
+
+def test_signals_declared_by_extended_files_count(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What a preset or a base file declares may be tested; the rest is refused, naming all."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "base.yaml").write_text("signals: {logged_in: _signals_flask_app.logged_in}\n")
+    head = (
+        "extends: [preset:django-allauth, base.yaml]\nrules:\n"
+        "  - {id: r, event: breach_check_passed,"
+    )
+    rules = load_rules(
+        text=head + " match: POST /login, if: {signal.user_signed_up: present,"
+        " signal.logged_in: present}}\n",
+        filename="hera.yaml",
+    )
+    assert sorted(rules.signals) == ["logged_in", "social_account_added", "user_signed_up"]
+    assert [r.id for r in rules.rules][-1] == "r"
+    assert load_errors(head + " match: POST /login, if: {signal.new_account: present}}\n") == [
+        "hera.yaml:3:66: undeclared-signal: no signal 'new_account' is declared; the rules"
+        " declare logged_in, social_account_added, user_signed_up (hint: add `new_account:"
+        " <module>.<attribute>` under `signals:`)"
+    ]
+
+
 def errors(text: str) -> list[str]:
     with pytest.raises(HeraConfigError) as info:
         Engine(load_rules(text=text, filename="hera.yaml"), {}, None)
@@ -339,10 +388,52 @@ def test_an_unresolvable_signal_is_a_located_error(path: str, expected: str) -> 
             "  - {event: breach_check_passed, match: POST /login,"
             " if: {signal.loged_in: present}}\n",
             [
-                "hera.yaml:3:59: unknown-signal-name: no signal 'loged_in' is declared (hint:"
-                " did you mean 'signal.logged_in'?)"
+                "hera.yaml:3:59: undeclared-signal: no signal 'loged_in' is declared; the rules"
+                " declare logged_in (hint: did you mean 'signal.logged_in'? or add `loged_in:"
+                " <module>.<attribute>` under `signals:`)"
             ],
             id="name-typo",
+        ),
+        pytest.param(
+            "signals: {user_signed_up: allauth.account.signals.user_signed_up}\nrules:\n"
+            "  - {event: social_login_completed, match: GET /cb, fields:"
+            " {provider: {value: x}, first_login: {if: {signal.new_account: present}}}}\n",
+            [
+                "hera.yaml:3:103: undeclared-signal: no signal 'new_account' is declared; the"
+                " rules declare user_signed_up (hint: add `new_account: <module>.<attribute>`"
+                " under `signals:`)"
+            ],
+            id="undeclared-in-field-condition",
+        ),
+        pytest.param(
+            "signals: {b: flask.signals.request_started, a: flask.signals.request_finished}\n"
+            "rules:\n  - {event: breach_check_passed, match: POST /login,"
+            " if: {any: [{signal.a: present}, {not: {signal.other: present}}]}}\n",
+            [
+                "hera.yaml:3:93: undeclared-signal: no signal 'other' is declared; the rules"
+                " declare a, b (hint: add `other: <module>.<attribute>` under `signals:`)"
+            ],
+            id="undeclared-in-nested-condition",
+        ),
+        pytest.param(
+            "rules:\n  - {event: breach_check_passed, match: POST /login,"
+            " if: {signal.logged_in: absent}}\n",
+            [
+                "hera.yaml:2:59: undeclared-signal: no signal 'logged_in' is declared; the rules"
+                " declare no signal (hint: add `logged_in: <module>.<attribute>` under"
+                " `signals:`)"
+            ],
+            id="none-declared",
+        ),
+        pytest.param(
+            "signals: {x: {signal: flask.signals.request_started, keep: [provider]}}\nrules:\n"
+            "  - {event: social_login_initiated, match: POST /login, fields:"
+            " {provider: [signal.y.provider, signal.x.provider]}}\n",
+            [
+                "hera.yaml:3:77: undeclared-signal: no signal 'y' is declared; the rules"
+                " declare x (hint: add `y: <module>.<attribute>` under `signals:`)"
+            ],
+            id="undeclared-in-field-source",
         ),
         pytest.param(
             "signals: {x: {signal: flask.signals.request_started, keep: [provider]}}\nrules:\n"

@@ -138,13 +138,15 @@ def signal_fact_problem(
     name = parts[0]
     spec = signals.get(name)
     if spec is None:
-        # An undeclared name is never sent (unknown at run time); one close to a declared
-        # name is a typo.
+        # Every undeclared name is refused, close to a declared one or not: at run time
+        # it would never be sent, so it would be absent wherever other signals are
+        # watched (a condition on it false, an `{if:}` field false) without a word.
+        declared = ", ".join(sorted(signals)) or "no signal"
+        add = f"add `{name}: <module>.<attribute>` under `signals:`"
         close = difflib.get_close_matches(name, list(signals), n=1)
-        if not close:
-            return None
-        hint = f"did you mean 'signal.{close[0]}'?"
-        return "unknown-signal-name", f"no signal {name!r} is declared", hint
+        hint = f"did you mean 'signal.{close[0]}'? or {add}" if close else add
+        message = f"no signal {name!r} is declared; the rules declare {declared}"
+        return "undeclared-signal", message, hint
     if len(parts) == 1:
         return None
     arg = parts[1]
