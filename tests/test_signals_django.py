@@ -160,6 +160,10 @@ def test_threads_under_wsgi_never_see_each_others_signals(project: Path, wrapped
     try:
         with capture_events() as events:
             texts = interleave(f"http://127.0.0.1:{server.server_port}")
+            # HeraEventsWSGI runs the rules when the server closes the response, which
+            # may come after the client has it: join the request threads first.
+            server.shutdown()
+            server.server_close()
     finally:
         server.shutdown()
         runner.join(timeout=10)

@@ -171,6 +171,10 @@ def test_concurrent_threads_never_see_each_others_signals() -> None:
             sends = pool.submit(httpx.post, f"{url}/send-and-wait", timeout=20)
             assert waits.result().text == "waited"
             assert sends.result().text == "sent"
+            # A response reaches the client before the server closes it, and the rules
+            # run at close: stop the server and join its request threads first.
+            server.shutdown()
+            server.server_close()
     finally:
         flask_app.barrier = None
         server.shutdown()
