@@ -233,7 +233,9 @@ async def test_lifespan_messages_pass_through(output: Output) -> None:
 async def test_lifespan_receive_passes_through_and_send_is_the_shutdown_hook(
     output: Output,
 ) -> None:
-    """The app gets the server's own receive; send is wrapped only to flush at shutdown."""
+    """receive is wrapped only to see whether the app takes part (the messages are the
+    server's own, see above); send only to flush at shutdown.
+    """
     calls: list[tuple[Any, Any, Any]] = []
     app = HeraEvents(
         recording_app(calls, lifespan_app), rules=load_rules(text=BODY_RULES), output=output.spec
@@ -243,8 +245,55 @@ async def test_lifespan_receive_passes_through_and_send_is_the_shutdown_hook(
     await server.run(app, scope)
     assert len(calls) == 1
     assert calls[0][0] is scope
-    assert calls[0][1] is server.receive
+    assert calls[0][1] is not server.receive  # learns that the app took part
     assert calls[0][2] is not server.send  # hera's shutdown hook (DESIGN: flush at shutdown)
+    assert server.receive_calls == 2
+
+
+async def no_lifespan_app(scope: Scope, receive: Receive, send: Send) -> None:
+    """Django's ASGIHandler: anything but HTTP raises at once, before receive()."""
+    if scope["type"] != "http":
+        raise ValueError(f"Django can only handle ASGI/HTTP connections, not {scope['type']}.")
+
+
+async def test_lifespan_is_answered_for_an_app_without_it(
+    output: Output, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An app that raises (or returns) before ever calling receive() does not support
+    lifespan: HeraEvents answers startup and shutdown for it, flushing at shutdown.
+    """
+    shutdowns: list[bool] = []
+    monkeypatch.setattr(asgi, "_shutdown", lambda: shutdowns.append(True))
+
+    async def returns_at_once(scope: Scope, receive: Receive, send: Send) -> None:
+        return None
+
+    for inner in (no_lifespan_app, returns_at_once):
+        shutdowns.clear()
+        app = HeraEvents(inner, rules=load_rules(text=BODY_RULES), output=output.spec)
+        server = lifespan_server()
+        await server.run(app, copy.deepcopy(LIFESPAN_SCOPE))
+        assert [m["type"] for m in server.log.sent_copies] == [
+            "lifespan.startup.complete",
+            "lifespan.shutdown.complete",
+        ]
+        assert server.receive_calls == 2
+        assert shutdowns == [True]
+
+
+async def test_lifespan_failure_after_receive_is_the_apps(output: Output) -> None:
+    """An app that received startup and then raised keeps its error: the server judges it."""
+
+    async def fails_at_startup(scope: Scope, receive: Receive, send: Send) -> None:
+        await receive()
+        raise RuntimeError("startup broke")
+
+    app = HeraEvents(fails_at_startup, rules=load_rules(text=BODY_RULES), output=output.spec)
+    server = lifespan_server()
+    with pytest.raises(RuntimeError, match="startup broke"):
+        await server.run(app, copy.deepcopy(LIFESPAN_SCOPE))
+    assert server.log.sent_copies == []
+    assert server.receive_calls == 1
 
 
 # -- laziness ------------------------------------------------------------------

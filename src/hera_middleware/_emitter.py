@@ -34,6 +34,9 @@ __all__ = [
     "FULL_WAIT",
     "MAX_BATCH",
     "Emitter",
+    "chain_sigterm",
+    "exit_signalled",
+    "flush_after_signal",
     "flush_all",
     "format_ts",
 ]
@@ -461,20 +464,100 @@ def _at_exit() -> None:
         pass
 
 
-_summary_written = False
+_summary_written: dict[str, int] | None = None
 
 
 def write_summary() -> None:
-    """The counters as one stderr line, once per process, if any counter is not zero.
+    """The counters as one stderr line, if any counter is not zero.
 
-    Called at lifespan shutdown and at exit: servers such as uvicorn end with the
-    re-raised SIGTERM, and atexit handlers do not run then.
+    Called at lifespan shutdown, when SIGTERM arrives (see :func:`chain_sigterm`) and at
+    exit: servers such as uvicorn end with the re-raised SIGTERM, and atexit handlers
+    do not run then. Written once per process, and again by a later step only if the
+    counters changed since (requests that finished after SIGTERM, say).
     """
     global _summary_written
     counters = _stats.snapshot()
-    if not _summary_written and any(counters.values()):
-        _summary_written = True
+    if counters != _summary_written and any(counters.values()):
+        _summary_written = counters
         write_stderr(f"hera-middleware: {summary()}")
+
+
+#: When SIGTERM first reached :func:`chain_sigterm`'s handler plus EXIT_TIMEOUT.
+_signal_deadline: float | None = None
+
+
+def exit_signalled() -> bool:
+    """True once SIGTERM reached the handler of :func:`chain_sigterm` in this process."""
+    return _signal_deadline is not None
+
+
+def flush_after_signal() -> bool:
+    """After SIGTERM: flush every output, within what is left of EXIT_TIMEOUT.
+
+    For requests that finish during the server's graceful shutdown: the server may end
+    the process (uvicorn re-raises SIGTERM) as soon as the last request is done.
+    """
+    deadline = _signal_deadline
+    if deadline is None:
+        return True
+    return flush_all(max(0.0, deadline - time.monotonic()))
+
+
+def _flush_at_signal() -> None:
+    try:
+        flush_after_signal()
+        write_summary()
+    except Exception:  # shutting down; never add a traceback to it
+        pass
+
+
+class _ChainedHandler:
+    """SIGTERM: flush every output (at most EXIT_TIMEOUT), then the handler it replaced."""
+
+    def __init__(self, previous: object) -> None:
+        self.previous = previous
+
+    def __call__(self, signum: int, frame: object) -> None:
+        global _signal_deadline
+        if _signal_deadline is None:
+            _signal_deadline = time.monotonic() + EXIT_TIMEOUT
+        # In a thread of its own: the main thread, interrupted here, may hold a lock
+        # the flush needs (a queue's wake-up event); then the join times out instead.
+        try:
+            helper = threading.Thread(target=_flush_at_signal, name="hera-flush", daemon=True)
+            helper.start()
+            helper.join(max(0.0, _signal_deadline - time.monotonic()) + 0.1)
+        except Exception:  # no thread at this point of shutdown: hand on at once
+            pass
+        previous = self.previous
+        if previous is signal.SIG_DFL:
+            signal.signal(signum, signal.SIG_DFL)
+            signal.raise_signal(signum)  # dies as it would have, now with its events
+            return
+        previous(signum, frame)  # type: ignore[operator]
+
+
+def chain_sigterm() -> None:
+    """Flush the outputs when SIGTERM arrives, before the handler in place gets it.
+
+    For servers that end a SIGTERM without running atexit: uvicorn restores the
+    handler it found (``SIG_DFL``) after its graceful shutdown and raises the signal
+    again. Called where the app is built, in the main thread (signal handlers run
+    there only); elsewhere, or when SIGTERM is ignored or handled outside Python, it
+    does nothing. The handler in place is always called next, unchanged; one installed
+    later (a gunicorn worker's) replaces this one, and one that restores what it found
+    (uvicorn's) calls it again at the end, after its graceful shutdown.
+    """
+    sig = getattr(signal, "SIGTERM", None)
+    if sig is None or threading.current_thread() is not threading.main_thread():
+        return
+    try:
+        previous = signal.getsignal(sig)
+        if previous is None or previous is signal.SIG_IGN or isinstance(previous, _ChainedHandler):
+            return
+        signal.signal(sig, _ChainedHandler(previous))
+    except (OSError, ValueError, RuntimeError) as exc:
+        internal_error("sigterm handler", exc)
 
 
 def _after_fork_in_child() -> None:

@@ -160,7 +160,31 @@ class HeraEvents:
                     internal_error("flush at shutdown", exc)
             await send(message)
 
-        await self.app(scope, receive, send_wrapper)
+        received = False
+
+        async def receive_wrapper() -> Message:
+            nonlocal received
+            received = True
+            return await receive()
+
+        try:
+            await self.app(scope, receive_wrapper, send_wrapper)
+        except Exception:
+            if received:
+                raise  # the app took part in the protocol, then failed: the server's to judge
+        else:
+            if received:
+                return
+        # The app does not support lifespan (Django's ASGIHandler raises at once): answer
+        # for it, so that the server's shutdown still flushes the queue (uvicorn's
+        # SIGTERM ends without atexit).
+        message = await receive()
+        if message["type"] != "lifespan.startup":
+            return
+        await send({"type": "lifespan.startup.complete"})
+        message = await receive()
+        if message["type"] == "lifespan.shutdown":
+            await send_wrapper({"type": "lifespan.shutdown.complete"})
 
 
 def _shutdown() -> None:

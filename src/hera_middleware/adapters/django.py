@@ -8,6 +8,7 @@ from ``request.resolver_match``.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -17,6 +18,7 @@ from django.core.signals import got_request_exception
 from django.http import HttpRequest
 
 from .._diagnostics import internal_error
+from .._emitter import chain_sigterm, exit_signalled, flush_after_signal
 from ..errors import HeraConfigError
 from ..exchange import BodyState
 from ..matching import Candidates
@@ -70,6 +72,12 @@ class HeraEventsMiddleware:
     A bad rule file raises ``ImproperlyConfigured`` when Django loads its middleware
     (server start-up); with ``hera_middleware.django`` in ``INSTALLED_APPS``,
     ``manage.py check`` reports it too.
+
+    Django's ASGI handler takes no part in the lifespan protocol, and uvicorn ends a
+    SIGTERM by raising it again with the default handler, so atexit never runs: the
+    middleware chains a SIGTERM handler onto the one in place when it is built (in the
+    main thread), which flushes the queued events before handing the signal on, and
+    requests that finish during the graceful shutdown wait for their events' flush.
     """
 
     sync_capable = True
@@ -84,6 +92,7 @@ class HeraEventsMiddleware:
             self._engine = build_engine()
         except HeraConfigError as exc:
             raise ImproperlyConfigured(f"hera-middleware: invalid configuration:\n{exc}") from exc
+        chain_sigterm()
 
     def __call__(self, request: HttpRequest) -> Any:
         if self.is_async:
@@ -101,7 +110,10 @@ class HeraEventsMiddleware:
         finally:
             ACTIVE.reset(token)
             tee.unlisten(listening)
-        return tee.respond(response)
+        response = tee.respond(response)
+        if tee.done and exit_signalled():
+            flush_after_signal()
+        return response
 
     async def _acall(self, request: HttpRequest) -> Any:
         tee = _start(self._engine, request)
@@ -117,7 +129,18 @@ class HeraEventsMiddleware:
         finally:
             ACTIVE.reset(token)
             tee.unlisten(listening)
-        return tee.respond(response)
+        response = tee.respond(response)
+        if tee.done and exit_signalled():
+            await _flush_after_signal()
+        return response
+
+
+async def _flush_after_signal() -> None:
+    # The server waits for this request, so its events are written before it exits.
+    try:
+        await asyncio.get_running_loop().run_in_executor(None, flush_after_signal)
+    except Exception as exc:
+        internal_error("flush after SIGTERM", exc)
 
 
 class HeraRouteMiddleware:
@@ -318,6 +341,8 @@ class _Chunks:
             chunk = next(self._inner)
         except StopIteration:
             _safely(self._tee.complete)
+            if exit_signalled():
+                flush_after_signal()
             raise
         except BaseException as exc:
             _safely(self._tee.stop, raised=isinstance(exc, Exception))
@@ -347,6 +372,8 @@ class _AsyncChunks:
             chunk: bytes = await self._inner.__anext__()
         except StopAsyncIteration:
             _safely(self._tee.complete)
+            if exit_signalled():
+                await _flush_after_signal()
             raise
         except BaseException as exc:
             _safely(self._tee.stop, raised=isinstance(exc, Exception))
