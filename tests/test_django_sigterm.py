@@ -53,9 +53,16 @@ rules:
     fields: {pk: path.pk}
 """
 
-WIRINGS = {
-    "settings": ("django_project.asgi:application", {}),
-    "wrapped": ("django_project.asgi_wrapped:application", {"DJANGO_PROJECT_MIDDLEWARE": "0"}),
+#: name -> (uvicorn app, environment, uvicorn options)
+WIRINGS: dict[str, tuple[str, dict[str, str], list[str]]] = {
+    "settings": ("django_project.asgi:application", {}, []),
+    "wrapped": ("django_project.asgi_wrapped:application", {"DJANGO_PROJECT_MIDDLEWARE": "0"}, []),
+    # No lifespan at all: HeraEvents flushes when SIGTERM arrives.
+    "wrapped-lifespan-off": (
+        "django_project.asgi_wrapped:application",
+        {"DJANGO_PROJECT_MIDDLEWARE": "0"},
+        ["--lifespan", "off"],
+    ),
 }
 
 
@@ -108,7 +115,7 @@ def test_sigterm_under_uvicorn_writes_every_queued_event(wiring: str, tmp_path: 
     """Every event of the N requests reaches a slowly read stdout after SIGTERM, with the
     exit summary on stderr.
     """
-    app, extra = WIRINGS[wiring]
+    app, extra, options = WIRINGS[wiring]
     rules = tmp_path / "sigterm.yaml"
     rules.write_text(RULES)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("HERA_", "DJANGO_"))}
@@ -122,7 +129,7 @@ def test_sigterm_under_uvicorn_writes_every_queued_event(wiring: str, tmp_path: 
     )
     port = _free_port()
     command = [sys.executable, "-m", "uvicorn", app, "--host", "127.0.0.1"]
-    command += ["--port", str(port), "--no-access-log"]
+    command += ["--port", str(port), "--no-access-log", *options]
     proc = subprocess.Popen(
         command, cwd=TESTS, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE
     )

@@ -6,7 +6,7 @@ import asyncio
 from typing import Any
 
 from .._diagnostics import internal_error
-from .._emitter import write_summary
+from .._emitter import chain_sigterm, exit_signalled, flush_after_signal, write_summary
 from .._types import ASGIApp, Message, Receive, Scope, Send
 from ..emit import flush
 from ..errors import HeraConfigError, Problem
@@ -82,6 +82,9 @@ class HeraEvents:
             routes, resolver = wrapped_routes(app)
             self._engine: Engine | None = Engine(rules, given, routes, record=record)
             self._engine.route_resolver = resolver
+            # Under `uvicorn --lifespan off` no lifespan shutdown flushes, and uvicorn
+            # ends a SIGTERM without atexit: flush when the signal arrives.
+            chain_sigterm()
         except HeraConfigError as exc:
             self._fail(exc)
         except (TypeError, ValueError, RecursionError) as exc:
@@ -137,6 +140,10 @@ class HeraEvents:
             ACTIVE.reset(token)
             if listening is not None:
                 watch.leave(listening)  # type: ignore[union-attr]
+            if exit_signalled():
+                # Finished during the server's graceful shutdown: the server waits for
+                # this request, so its events are written before the process ends.
+                await _flush_after_signal()
 
     async def _lifespan(self, scope: Scope, receive: Receive, send: Send) -> None:
         if self._error is not None:
@@ -185,6 +192,13 @@ class HeraEvents:
         message = await receive()
         if message["type"] == "lifespan.shutdown":
             await send_wrapper({"type": "lifespan.shutdown.complete"})
+
+
+async def _flush_after_signal() -> None:
+    try:
+        await asyncio.get_running_loop().run_in_executor(None, flush_after_signal)
+    except Exception as exc:
+        internal_error("flush after SIGTERM", exc)
 
 
 def _shutdown() -> None:
