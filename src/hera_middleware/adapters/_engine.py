@@ -6,6 +6,7 @@ rules, resolves the options, and emits the events of a finished exchange.
 
 from __future__ import annotations
 
+import asyncio
 import contextvars
 import os
 from collections.abc import Callable, Sequence
@@ -13,6 +14,7 @@ from typing import Any
 
 from .. import policy
 from .._diagnostics import internal_error
+from .._emitter import flush_after_signal
 from ..emit import Emitter, get_emitter, send_event, set_default_target
 from ..errors import HeraConfigError, Problem, did_you_mean
 from ..exchange import Exchange
@@ -24,7 +26,7 @@ from ..rules.model import CompiledRule, Rules
 from ._routes import RouteTable
 from ._signals import SignalWatch, is_offline, seal
 
-__all__ = ["ACTIVE", "Engine", "app_relative_path"]
+__all__ = ["ACTIVE", "Engine", "app_relative_path", "flush_after_signal_async"]
 
 # Keys of the instances already handling this request, so a second instance with the
 # same configuration stands down instead of emitting twice.
@@ -223,3 +225,12 @@ def app_relative_path(path: str, root_path: str) -> str:
         if not rest or rest[0] == "/":
             return rest or "/"
     return path
+
+
+async def flush_after_signal_async() -> None:
+    """:func:`flush_after_signal` off the event loop, for a request that finished after
+    SIGTERM: the server waits for the request, so its events are written before it exits."""
+    try:
+        await asyncio.get_running_loop().run_in_executor(None, flush_after_signal)
+    except Exception as exc:
+        internal_error("flush after SIGTERM", exc)

@@ -6,13 +6,13 @@ import asyncio
 from typing import Any
 
 from .._diagnostics import internal_error
-from .._emitter import chain_sigterm, exit_signalled, flush_after_signal, write_summary
+from .._emitter import chain_sigterm, exit_signalled, write_summary
 from .._types import ASGIApp, Message, Receive, Scope, Send
 from ..emit import flush
 from ..errors import HeraConfigError, Problem
 from ..exchange import BodyState, Exchange
 from ..matching import Candidates
-from ._engine import ACTIVE, Engine, app_relative_path
+from ._engine import ACTIVE, Engine, app_relative_path, flush_after_signal_async
 from ._wrapped import wrapped_routes
 
 __all__ = ["HeraEvents", "app_relative_path"]
@@ -143,7 +143,7 @@ class HeraEvents:
             if exit_signalled():
                 # Finished during the server's graceful shutdown: the server waits for
                 # this request, so its events are written before the process ends.
-                await _flush_after_signal()
+                await flush_after_signal_async()
 
     async def _lifespan(self, scope: Scope, receive: Receive, send: Send) -> None:
         if self._error is not None:
@@ -192,13 +192,6 @@ class HeraEvents:
         message = await receive()
         if message["type"] == "lifespan.shutdown":
             await send_wrapper({"type": "lifespan.shutdown.complete"})
-
-
-async def _flush_after_signal() -> None:
-    try:
-        await asyncio.get_running_loop().run_in_executor(None, flush_after_signal)
-    except Exception as exc:
-        internal_error("flush after SIGTERM", exc)
 
 
 def _shutdown() -> None:

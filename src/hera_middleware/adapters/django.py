@@ -8,7 +8,6 @@ from ``request.resolver_match``.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -24,7 +23,7 @@ from ..exchange import BodyState
 from ..matching import Candidates
 from ._django_config import build_engine
 from ._django_facts import request_body, request_exchange, response_headers
-from ._engine import ACTIVE, Engine
+from ._engine import ACTIVE, Engine, flush_after_signal_async
 
 __all__ = ["HeraEventsMiddleware", "HeraRouteMiddleware"]
 
@@ -131,16 +130,8 @@ class HeraEventsMiddleware:
             tee.unlisten(listening)
         response = tee.respond(response)
         if tee.done and exit_signalled():
-            await _flush_after_signal()
+            await flush_after_signal_async()
         return response
-
-
-async def _flush_after_signal() -> None:
-    # The server waits for this request, so its events are written before it exits.
-    try:
-        await asyncio.get_running_loop().run_in_executor(None, flush_after_signal)
-    except Exception as exc:
-        internal_error("flush after SIGTERM", exc)
 
 
 class HeraRouteMiddleware:
@@ -373,7 +364,7 @@ class _AsyncChunks:
         except StopAsyncIteration:
             _safely(self._tee.complete)
             if exit_signalled():
-                await _flush_after_signal()
+                await flush_after_signal_async()
             raise
         except BaseException as exc:
             _safely(self._tee.stop, raised=isinstance(exc, Exception))
