@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from hera_middleware.exchange import ABSENT, UNKNOWN, BodyState, Encoded, Exchange
+from hera_middleware.exchange import ABSENT, UNKNOWN, BodyState, Encoded, Exchange, copy_capped
 from hera_middleware.rules.facts import parse_fact
 
 
@@ -81,3 +81,16 @@ def test_query_and_location_values_are_decoded_when_read() -> None:
     ex.response_headers = [(b"location", b"https://c.test/cb?error=access%5Fdenied&s=a+b")]
     assert _fact("response.location.query.error").get(ex) == "access_denied"  # type: ignore[attr-defined]
     assert _fact("response.location.query.s").get(ex) == "a b"  # type: ignore[attr-defined]
+
+
+def test_copy_capped_keeps_at_most_the_cap() -> None:
+    copy = bytearray()
+    assert copy_capped(copy, b"abc", 5) is True
+    assert copy_capped(copy, b"de", 5) is True
+    assert copy == b"abcde"
+    assert copy_capped(copy, b"f", 5) is False  # full: cut
+    assert copy_capped(copy, b"g", -1) is False  # the adapters' mark once cut
+    assert copy == b"abcde"
+    part = bytearray(b"ab")
+    assert copy_capped(part, b"cdef", 4) is False
+    assert part == b"abcd"

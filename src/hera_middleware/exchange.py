@@ -80,6 +80,21 @@ def _parse_pairs(data: bytes | bytearray, *, drop_last: bool) -> Multi:
     return out
 
 
+def copy_capped(copy: bytearray, data: bytes, cap: int) -> bool:
+    """Append ``data`` to ``copy`` while the copy holds at most ``cap`` bytes in all.
+
+    Returns False when part of ``data`` was left out: the copy is cut. Adapters keep the
+    cap at -1 from then on, so every later chunk is refused as well.
+    """
+    room = cap - len(copy)
+    if len(data) <= room:
+        copy += data
+        return True
+    if room > 0:
+        copy += data[:room]
+    return False
+
+
 class Encoded(str):
     """A form or query value still percent-encoded: most values no rule ever reads."""
 
@@ -237,6 +252,21 @@ class Exchange:
             table = self._headers = _header_table(self.headers)
         value = table.get(name.encode("latin-1", "replace"))
         return ABSENT if value is None else value.decode("latin-1")
+
+    def end_response(self, cut: bool) -> None:
+        """Every byte of the response passed: its copy is complete, or truncated if ``cut``."""
+        if self.response_state == BodyState.INCOMPLETE:
+            self.response_state = BodyState.TRUNCATED if cut else BodyState.COMPLETE
+
+    def end_early(self, raised: bool) -> None:
+        """The exchange ended before its response did: the app ``raised`` (a 500 whose
+        body is unreadable), or the client or server let go (the copy is incomplete)."""
+        if raised:
+            self.raised = True
+            self.status = 500
+            self.response_state = BodyState.UNREADABLE
+        elif self.response_state != BodyState.NOT_TEED:
+            self.response_state = BodyState.INCOMPLETE
 
     def header_list(self) -> list[tuple[bytes, bytes]]:
         """Every request header as received, as ``(name, value)`` bytes pairs."""

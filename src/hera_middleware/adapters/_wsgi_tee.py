@@ -7,7 +7,7 @@ from typing import Any
 
 from .._diagnostics import internal_error
 from .._types import Environ, StartResponse, WSGIApp
-from ..exchange import ABSENT, BodyState, Exchange, _Marker
+from ..exchange import ABSENT, BodyState, Exchange, _Marker, copy_capped
 from ..matching import Candidates
 from ._engine import ACTIVE, Engine
 from ._wsgi_input import TeeInput
@@ -249,34 +249,20 @@ class Tee:
         ex = self.ex
         if ex.response_state != BodyState.INCOMPLETE or not data:
             return
-        room = self.response_room - len(ex.response_body)
-        if len(data) <= room:
-            ex.response_body += data
-        else:
-            if room > 0:
-                ex.response_body += data[:room]
+        if not copy_capped(ex.response_body, data, self.response_room):
             self.response_room = -1  # marks the copy as cut
 
     def complete(self) -> None:
         """The app's iterable is exhausted: every chunk reached the server."""
-        ex = self.ex
-        if ex.response_state == BodyState.INCOMPLETE:
-            cut = self.response_room < 0
-            ex.response_state = BodyState.TRUNCATED if cut else BodyState.COMPLETE
+        self.ex.end_response(cut=self.response_room < 0)
         self.finish()
 
     def stop(self, exc: BaseException | None) -> None:
-        """The exchange ended early: the app raised ``exc``, or the server let go (None)."""
+        """The exchange ended early: the app raised ``exc``, or the server let go (None):
+        the client went away, or a BaseException such as a worker timeout."""
         if self.done:
             return
-        ex = self.ex
-        if isinstance(exc, Exception):
-            ex.raised = True
-            ex.status = 500
-            ex.response_state = BodyState.UNREADABLE
-        elif ex.response_state != BodyState.NOT_TEED:
-            # The client went away (or a BaseException such as a worker timeout).
-            ex.response_state = BodyState.INCOMPLETE
+        self.ex.end_early(raised=isinstance(exc, Exception))
         self.finish()
 
     def finish(self) -> None:

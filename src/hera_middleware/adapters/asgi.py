@@ -10,7 +10,7 @@ from .._emitter import chain_sigterm, exit_signalled, write_summary
 from .._types import ASGIApp, Message, Receive, Scope, Send
 from ..emit import flush
 from ..errors import HeraConfigError, Problem
-from ..exchange import BodyState, Exchange
+from ..exchange import BodyState, Exchange, copy_capped
 from ..matching import Candidates
 from ._engine import ACTIVE, Engine, app_relative_path, flush_after_signal_async
 from ._wrapped import wrapped_routes
@@ -270,14 +270,8 @@ class _Tee:
             await app(self.scope, tee_receive, tee_send)
         except BaseException as exc:
             if not self.done:
-                ex = self.ex
-                if self.send_failed or isinstance(exc, asyncio.CancelledError):
-                    if ex.response_state != BodyState.NOT_TEED:
-                        ex.response_state = BodyState.INCOMPLETE
-                else:
-                    ex.raised = True
-                    ex.status = 500
-                    ex.response_state = BodyState.UNREADABLE
+                gone = self.send_failed or isinstance(exc, asyncio.CancelledError)
+                self.ex.end_early(raised=not gone)
                 self.finish()
             raise
         if not self.done:
@@ -290,14 +284,8 @@ class _Tee:
         if message["type"] != "http.request" or ex.body_state != BodyState.INCOMPLETE:
             return
         body = message.get("body", b"")
-        if body:
-            room = self.request_room - len(ex.body)
-            if len(body) <= room:
-                ex.body += body
-            else:
-                if room > 0:
-                    ex.body += body[:room]
-                self.request_room = -1  # marks the copy as cut
+        if body and not copy_capped(ex.body, body, self.request_room):
+            self.request_room = -1  # marks the copy as cut
         if not message.get("more_body", False):
             ex.body_state = BodyState.TRUNCATED if self.request_room < 0 else BodyState.COMPLETE
 
@@ -317,21 +305,14 @@ class _Tee:
                 ex.response_state = BodyState.INCOMPLETE
             return False
         if kind == "http.response.body":
+            more = message.get("more_body", False)
             if ex.response_state == BodyState.INCOMPLETE:
                 body = message.get("body", b"")
-                if body:
-                    room = self.response_room - len(ex.response_body)
-                    if len(body) <= room:
-                        ex.response_body += body
-                    else:
-                        if room > 0:
-                            ex.response_body += body[:room]
-                        self.response_room = -1
-                if not message.get("more_body", False):
-                    ex.response_state = (
-                        BodyState.TRUNCATED if self.response_room < 0 else BodyState.COMPLETE
-                    )
-            return not message.get("more_body", False)
+                if body and not copy_capped(ex.response_body, body, self.response_room):
+                    self.response_room = -1
+                if not more:
+                    ex.end_response(cut=self.response_room < 0)
+            return not more
         if kind == "http.response.pathsend":
             if ex.response_state == BodyState.INCOMPLETE:
                 ex.response_state = BodyState.UNREADABLE

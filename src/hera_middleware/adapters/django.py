@@ -19,7 +19,7 @@ from django.http import HttpRequest
 from .._diagnostics import internal_error
 from .._emitter import chain_sigterm, exit_signalled, flush_after_signal
 from ..errors import HeraConfigError
-from ..exchange import BodyState
+from ..exchange import BodyState, copy_capped
 from ..matching import Candidates
 from ._django_config import build_engine
 from ._django_facts import request_body, request_exchange, response_headers
@@ -268,33 +268,19 @@ class _Tee:
         ex = self.ex
         if ex.response_state != BodyState.INCOMPLETE or not chunk:
             return
-        room = self.response_room - len(ex.response_body)
-        if len(chunk) <= room:
-            ex.response_body += chunk
-        else:
-            if room > 0:
-                ex.response_body += chunk[:room]
+        if not copy_capped(ex.response_body, chunk, self.response_room):
             self.response_room = -1  # marks the copy as cut
 
     def complete(self) -> None:
         """The whole body reached the server."""
-        ex = self.ex
-        if ex.response_state == BodyState.INCOMPLETE:
-            cut = self.response_room < 0
-            ex.response_state = BodyState.TRUNCATED if cut else BodyState.COMPLETE
+        self.ex.end_response(cut=self.response_room < 0)
         self.finish()
 
     def stop(self, *, raised: bool) -> None:
         """The exchange ended early: the app raised, or the client went away."""
         if self.done:
             return
-        ex = self.ex
-        if raised:
-            ex.raised = True
-            ex.status = 500
-            ex.response_state = BodyState.UNREADABLE
-        elif ex.response_state != BodyState.NOT_TEED:
-            ex.response_state = BodyState.INCOMPLETE
+        self.ex.end_early(raised=raised)
         self.finish()
 
     def finish(self) -> None:
