@@ -101,30 +101,31 @@ _ipv6 = st.builds(
 _otp = st.integers(100000, 999999).map(str)
 
 
+#: The kinds of secret each exchange carries, one distinct marker value each.
+SECRET_KINDS = (
+    "password",
+    "client_secret",
+    "code_verifier",
+    "code",
+    "access_token",
+    "refresh_token",
+    "id_token",
+    "state",
+    "nonce",
+    "recovery_code",
+    "captcha",
+    "csrf",
+    "identity",
+    "session",
+    "device_code",
+    "login_hint",
+)
+
+
 @st.composite
 def secrets(draw: st.DrawFn) -> dict[str, str]:
     """One value of each kind of secret and personal data, all distinct markers."""
-    s = {
-        kind: draw(_token)
-        for kind in (
-            "password",
-            "client_secret",
-            "code_verifier",
-            "code",
-            "access_token",
-            "refresh_token",
-            "id_token",
-            "state",
-            "nonce",
-            "recovery_code",
-            "captcha",
-            "csrf",
-            "identity",
-            "session",
-            "device_code",
-            "login_hint",
-        )
-    }
+    s = {kind: draw(_token) for kind in SECRET_KINDS}
     s["otp"] = draw(_otp)
     s["email"] = draw(_email)
     s["ipv4"] = draw(_ipv4)
@@ -543,27 +544,7 @@ def test_no_secret_reaches_any_output(
 
 
 FIXED = {
-    **{
-        k: f"Q{k.upper().replace('_', '')}X7e3R9"
-        for k in (
-            "password",
-            "client_secret",
-            "code_verifier",
-            "code",
-            "access_token",
-            "refresh_token",
-            "id_token",
-            "state",
-            "nonce",
-            "recovery_code",
-            "captcha",
-            "csrf",
-            "identity",
-            "session",
-            "device_code",
-            "login_hint",
-        )
-    },
+    **{k: f"Q{k.upper().replace('_', '')}X7e3R9" for k in SECRET_KINDS},
     "otp": "424242",
     "email": "bob123@mailhost.example",
     "ipv4": "198.51.100.77",
